@@ -1,0 +1,54 @@
+# model-api: every command a developer or CI runs. `make setup` is idempotent; the others call it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODEL := service/model_api/artifacts/iris.onnx
+CLUSTER ?=
+PYTEST ?= $(BIN)/pytest
+
+.PHONY: setup test test-chart serve bench lint demo golden clean
+
+setup: $(STAMP) $(MODEL)
+
+# Reinstall only when the pins change.
+$(STAMP): pyproject.toml service/constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ required"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c service/constraints.txt -e '.[train,dev]'
+	touch $@
+
+$(MODEL): $(STAMP) service/model_api/train.py
+	$(BIN)/model-api train --out $(MODEL)
+
+# pytest exits 5 when nothing was collected: not a failure.
+test: setup
+	$(PYTEST) -m "not cluster" -p no:cacheprovider || [ $$? -eq 5 ]
+
+test-chart: setup
+	$(PYTEST) -m "chart and not cluster" -p no:cacheprovider || [ $$? -eq 5 ]
+
+serve: setup
+	$(BIN)/model-api serve --host 127.0.0.1 --port 8080
+
+bench: setup
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || echo "wrk unavailable: the service bench falls back to locust"
+	$(BIN)/python -m tests.bench.service_bench
+	$(BIN)/python -m tests.bench.render_bench
+
+lint: setup
+	$(BIN)/ruff check service loadtest tests
+	$(BIN)/ruff format --check service loadtest tests
+	$(BIN)/yamllint -c charts/model-api/lintconf.yaml charts/model-api/Chart.yaml charts/model-api/values.yaml charts/model-api/ci values-dev.yaml values-prod.yaml ct.yaml
+	$(BIN)/hadolint Dockerfile
+
+demo: setup
+	$(BIN)/python -m loadtest demo $(if $(CLUSTER),--cluster,)
+
+# Rewrite the reviewed golden renders after an intended chart change; review the diff before committing.
+golden: setup
+	UPDATE_GOLDEN=1 $(PYTEST) tests/chart/test_golden.py -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .hypothesis

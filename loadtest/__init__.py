@@ -1,0 +1,1 @@
+"""Load tests that watch autoscaling: locust profiles, runner, HPA watcher and predictor, reports."""

@@ -1,0 +1,116 @@
+"""Service settings, read once from environment variables that share the prefix MODEL_API_.
+
+The chart sets these from its ConfigMap (and the API key from a Secret); `model-api serve --help`
+prints the same table, so this module is the single place where a setting is named and documented.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PREFIX = "MODEL_API_"
+DEFAULT_MODEL_PATH = Path(__file__).parent / "artifacts" / "iris.onnx"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "text")
+
+
+class SettingsError(ValueError):
+    """A setting from the environment is missing a valid value; the message names the variable."""
+
+
+def _setting(default: Any, help: str, *, choices: tuple[str, ...] = (), minimum: float | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _setting("0.0.0.0", "Address to bind.")
+    port: int = _setting(8080, "TCP port to listen on (PORT is honoured too when this is unset).", minimum=1)
+    model_path: Path = _setting(DEFAULT_MODEL_PATH, "ONNX model artifact to load at start.")
+    model_name: str = _setting("iris", "Model name served under /v1/models/<name> and /v2/models/<name>.")
+    log_level: str = _setting("info", "Log level.", choices=LOG_LEVELS)
+    log_format: str = _setting("json", "Log format: JSON lines (with request id) or plain text.", choices=LOG_FORMATS)
+    max_body_bytes: int = _setting(1_048_576, "Largest request body accepted; larger gets 413.", minimum=1)
+    max_rows: int = _setting(10_000, "Most rows (instances) accepted in one prediction request.", minimum=1)
+    max_ndigits: int = _setting(100_000, "Most digits of pi one /api/v0/pi request may ask for.", minimum=0)
+    api_key: str | None = _setting(
+        None, "When set, prediction routes require it (X-API-Key or Authorization: Bearer). Never logged."
+    )
+    drain_seconds: float = _setting(
+        0.0, "After SIGTERM: seconds to keep serving (readiness already 503) before closing.", minimum=0
+    )
+    keepalive_seconds: float = _setting(
+        75.0, "HTTP keep-alive timeout; keep it above your ingress/load balancer idle timeout.", minimum=0
+    )
+    shutdown_timeout_seconds: float = _setting(
+        20.0, "After draining: the longest wait for in-flight requests before exit.", minimum=0
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (default os.environ); raise SettingsError naming a bad variable."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            name = env_name(spec.name)
+            raw = environ.get(name)
+            if raw is None and spec.name == "port":
+                name, raw = "PORT", environ.get("PORT")
+            if raw is None or (raw == "" and spec.name != "api_key"):
+                continue
+            values[spec.name] = _parse(name, raw, spec.type, spec.metadata)
+        if values.get("api_key") == "":
+            values["api_key"] = None
+        return cls(**values)
+
+    def __repr__(self) -> str:  # the API key must never reach a log line
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["api_key"] = "<set>" if self.api_key else None
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+def env_name(setting: str) -> str:
+    return PREFIX + setting.upper()
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, help) for every setting, in declaration order: the --help table."""
+    rows = []
+    for spec in fields(Settings):
+        default = "" if spec.default is None else str(spec.default)
+        text = spec.metadata["help"]
+        if spec.metadata["choices"]:
+            text += " One of: " + ", ".join(spec.metadata["choices"]) + "."
+        rows.append((env_name(spec.name), default, text))
+    return rows
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "float": float,
+    "Path": Path,
+    "str": str,
+    "str | None": str,
+}
+
+
+def _parse(name: str, raw: str, type_name: Any, meta: Mapping[str, Any]) -> Any:
+    parser = _PARSERS[str(type_name)]
+    try:
+        value = parser(raw.strip() if parser is not str else raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {parser.__name__}") from None
+    if meta["choices"]:
+        value = value.lower()
+        if value not in meta["choices"]:
+            raise SettingsError(f"{name}={raw!r} must be one of {', '.join(meta['choices'])}")
+    if meta["minimum"] is not None and isinstance(value, int | float):
+        if value != value or value < meta["minimum"]:  # NaN compares false to everything
+            raise SettingsError(f"{name}={raw!r} must be >= {meta['minimum']}")
+    if name.endswith("PORT") and not 1 <= value <= 65535:
+        raise SettingsError(f"{name}={raw!r} must be a port between 1 and 65535")
+    return value
