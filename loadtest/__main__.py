@@ -1,0 +1,27 @@
+"""`python -m loadtest <command>`: each command lives in its own module, which registers its sub-parser."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# module → what it adds; each module defines register(subparsers) that sets `func(args) -> int` on its parsers.
+COMMAND_MODULES = ("loadtest.runner", "loadtest.predict_cli", "loadtest.demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

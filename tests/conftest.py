@@ -1,0 +1,30 @@
+"""Suite-wide: `cluster`-marked tests run only when a kubeconfig context reaches a cluster."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+
+@functools.cache
+def cluster_unreachable_reason() -> str | None:
+    """None when the current kubeconfig context answers; otherwise why the cluster tests skip."""
+    try:
+        from kubernetes import client, config
+
+        config.load_kube_config()
+        client.VersionApi().get_code(_request_timeout=5)
+    except Exception as exc:  # any failure to reach a cluster is a reason to skip, reported verbatim
+        return f"no reachable Kubernetes cluster in the current kubeconfig context ({type(exc).__name__}: {exc})"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cluster_items = [item for item in items if "cluster" in item.keywords]
+    if not cluster_items:
+        return
+    reason = cluster_unreachable_reason()
+    if reason:
+        for item in cluster_items:
+            item.add_marker(pytest.mark.skip(reason=reason))
