@@ -1,3 +1,6 @@
-"""model-api: the iris classifier and the pi workload over HTTP (seed API, KServe V1, Open Inference Protocol V2)."""
+"""model-api: the iris classifier and a pi workload over HTTP.
+
+APIs: the seed API, KServe V1 and the Open Inference Protocol (V2); operations routes for probes and metrics.
+"""
 
 __version__ = "0.1.0"

@@ -4,9 +4,13 @@ The chart sets these from its ConfigMap (and the API key from a Secret); `model-
 prints the same table, so this module is the single place where a setting is named and documented.
 """
 
+# ruff: noqa: RUF009 - `_setting` wraps dataclasses.field to attach the help text and bounds
+
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -16,6 +20,7 @@ PREFIX = "MODEL_API_"
 DEFAULT_MODEL_PATH = Path(__file__).parent / "artifacts" / "iris.onnx"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "text")
+_URL_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class SettingsError(ValueError):
@@ -33,7 +38,9 @@ class Settings:
     model_path: Path = _setting(DEFAULT_MODEL_PATH, "ONNX model artifact to load at start.")
     model_name: str = _setting("iris", "Model name served under /v1/models/<name> and /v2/models/<name>.")
     log_level: str = _setting("info", "Log level.", choices=LOG_LEVELS)
-    log_format: str = _setting("json", "Log format: JSON lines (with request id) or plain text.", choices=LOG_FORMATS)
+    log_format: str = _setting(
+        "json", "Log format: JSON lines (with request id) or plain text.", choices=LOG_FORMATS
+    )
     max_body_bytes: int = _setting(1_048_576, "Largest request body accepted; larger gets 413.", minimum=1)
     max_rows: int = _setting(10_000, "Most rows (instances) accepted in one prediction request.", minimum=1)
     max_ndigits: int = _setting(100_000, "Most digits of pi one /api/v0/pi request may ask for.", minimum=0)
@@ -108,9 +115,14 @@ def _parse(name: str, raw: str, type_name: Any, meta: Mapping[str, Any]) -> Any:
         value = value.lower()
         if value not in meta["choices"]:
             raise SettingsError(f"{name}={raw!r} must be one of {', '.join(meta['choices'])}")
-    if meta["minimum"] is not None and isinstance(value, int | float):
-        if value != value or value < meta["minimum"]:  # NaN compares false to everything
-            raise SettingsError(f"{name}={raw!r} must be >= {meta['minimum']}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SettingsError(f"{name}={raw!r} must be a finite number")
+    if meta["minimum"] is not None and isinstance(value, int | float) and value < meta["minimum"]:
+        raise SettingsError(f"{name}={raw!r} must be >= {meta['minimum']}")
+    if name == env_name("model_name") and not _URL_SAFE_NAME.fullmatch(value):
+        raise SettingsError(
+            f"{name}={raw!r} must be letters, digits, '.', '_' or '-' (it appears in URL paths)"
+        )
     if name.endswith("PORT") and not 1 <= value <= 65535:
         raise SettingsError(f"{name}={raw!r} must be a port between 1 and 65535")
     return value

@@ -1,0 +1,179 @@
+"""The ASGI application: `create_app(settings)` wires state and route tables; `App.__call__` dispatches.
+
+Per request: one dict lookup for the route, an optional API-key check, the handler, one error handler
+turning any ApiError into `{"error": ...}`, then metrics and the access log (skipped for probes).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import orjson
+
+from model_api import metrics
+from model_api.errors import ApiError, MethodNotAllowed, NotFound, Unauthorized
+from model_api.http import ClientGone, Request, Response, Route
+from model_api.logs import ACCESS_LOGGER, request_id_var
+from model_api.model import OnnxModel
+from model_api.routes import kserve_v1, ops, seed, v2
+from model_api.settings import Settings
+from model_api.state import ServiceState
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+_UNMATCHED = "unmatched"  # metrics label for unknown paths: clients must not create label values
+_MAX_REQUEST_ID = 128
+_ROUTE_MODULES = (seed, kserve_v1, v2, ops)
+
+
+class App:
+    def __init__(self, state: ServiceState, routes: dict[str, Route]) -> None:
+        self.state = state
+        self.routes = routes
+        self._metrics = {r.template: metrics.RouteMetrics(r.template) for r in routes.values()}
+        self._metrics[_UNMATCHED] = metrics.RouteMetrics(_UNMATCHED)
+        api_key = state.settings.api_key
+        self._api_key = api_key.encode() if api_key else None
+        self._model_prefixes = ("/v1/models/", "/v2/models/")
+
+    def startup(self) -> None:
+        """Load the model; a failure leaves the app serving with readiness 503."""
+        self.state.load_model()
+
+    def shutdown(self) -> None:
+        self.state.close()
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        # websocket: no handler; uvicorn closes the connection
+
+    async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = _request_id(headers.get(b"x-request-id"))
+        token = request_id_var.set(request_id)
+        route = self.routes.get(scope["path"])
+        observed = route is None or route.observed
+        if observed:
+            metrics.IN_FLIGHT.inc()
+        try:
+            response = await self._respond(route, Request(scope, receive, headers, request_id))
+        except ClientGone:
+            response = None
+        if response is not None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": [
+                        (b"content-type", response.content_type),
+                        (b"content-length", str(len(response.body)).encode()),
+                        (b"x-request-id", request_id.encode()),
+                        *response.headers,
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": response.body})
+        status = response.status if response is not None else 499  # nginx's "client closed request"
+        route_metrics = self._metrics[route.template if route is not None else _UNMATCHED]
+        route_metrics.count(status)
+        if observed:
+            metrics.IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            route_metrics.latency.observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %d",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
+                )
+        request_id_var.reset(token)
+
+    async def _respond(self, route: Route | None, request: Request) -> Response:
+        try:
+            if route is None:
+                raise self._not_found(request.path)
+            handler = route.handlers.get(request.method)
+            if handler is None:
+                raise MethodNotAllowed(request.method, request.path, route.allowed)
+            if route.protected and self._api_key is not None:
+                self._authorize(request.headers)
+            return await handler(request)
+        except ApiError as error:
+            return _error_response(error)
+        except ClientGone:
+            raise
+        except Exception:
+            log.exception("unhandled error serving %s %s", request.method, request.path)
+            return Response(orjson.dumps({"error": f"internal error; request id {request.request_id}"}), 500)
+
+    def _authorize(self, headers: dict[bytes, bytes]) -> None:
+        assert self._api_key is not None
+        presented = headers.get(b"x-api-key")
+        if presented is None:
+            authorization = headers.get(b"authorization", b"")
+            if authorization[:7].lower() == b"bearer ":
+                presented = authorization[7:].strip()
+        if presented is None:
+            raise Unauthorized("missing API key: send header X-API-Key or Authorization: Bearer")
+        if not hmac.compare_digest(presented, self._api_key):
+            raise Unauthorized("invalid API key")
+
+    def _not_found(self, path: str) -> NotFound:
+        for prefix in self._model_prefixes:
+            if path.startswith(prefix):
+                name = path[len(prefix) :].split("/", 1)[0].split(":", 1)[0]
+                if name != self.state.settings.model_name:
+                    return NotFound(
+                        f"model {name!r} not found; this server serves {self.state.settings.model_name!r}"
+                    )
+        return NotFound(f"no route for {path[:200]}; see /openapi.json")
+
+    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(settings: Settings) -> App:
+    """Everything is built here, nothing at import time; the model loads at lifespan startup."""
+    state = ServiceState(settings=settings, model=OnnxModel(settings.model_path, settings.model_name))
+    routes: dict[str, Route] = {}
+    for module in _ROUTE_MODULES:
+        routes.update(module.routes(state))
+    return App(state, routes)
+
+
+def _error_response(error: ApiError) -> Response:
+    return Response(orjson.dumps({"error": error.message}), error.status, headers=error.headers)
+
+
+def _request_id(incoming: bytes | None) -> str:
+    """The caller's id when it is short printable ASCII (it lands in logs and headers); else a new one."""
+    if incoming and len(incoming) <= _MAX_REQUEST_ID and incoming.isascii():
+        text = incoming.decode()
+        if text.isprintable() and " " not in text:
+            return text
+    return uuid.uuid4().hex

@@ -1,0 +1,129 @@
+"""The few HTTP pieces the app needs on top of raw ASGI: request, response, route.
+
+A framework (FastAPI, Starlette) would cost more per request than the model itself; these classes keep
+the hot path to a dict lookup, one handler call and two `send` calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from model_api.errors import BadRequest, PayloadTooLarge
+
+JSON_TYPE = b"application/json"
+_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+class ClientGone(Exception):
+    """The client disconnected before sending its whole body; there is nobody to answer."""
+
+
+class Request:
+    """One HTTP request: lazy access to query, headers and body, so a route pays only for what it reads."""
+
+    __slots__ = ("_query", "headers", "receive", "request_id", "scope")
+
+    def __init__(self, scope: dict, receive: Callable, headers: dict[bytes, bytes], request_id: str) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.headers = headers
+        self.request_id = request_id
+        self._query: dict[str, str] | None = None
+
+    @property
+    def method(self) -> str:
+        return self.scope["method"]
+
+    @property
+    def path(self) -> str:
+        return self.scope["path"]
+
+    def query(self) -> dict[str, str]:
+        """Query parameters; a name given twice is refused rather than silently picking one."""
+        if self._query is None:
+            pairs = parse_qsl(self.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            self._query = dict(pairs)
+            if len(self._query) != len(pairs):
+                seen: set[str] = set()
+                repeated = next(name for name, _ in pairs if name in seen or seen.add(name))
+                raise BadRequest(f"query parameter '{repeated}' given more than once")
+        return self._query
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+        declared = self.headers.get(b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                raise BadRequest(f"Content-Length {declared.decode('latin-1')!r} is not an integer") from None
+            if size > limit:
+                raise PayloadTooLarge(f"request body of {size} bytes exceeds MAX_BODY_BYTES={limit}")
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:  # chunked uploads have no Content-Length: count while streaming
+                raise PayloadTooLarge(f"request body exceeds MAX_BODY_BYTES={limit}")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def json(self, limit: int) -> Any:
+        return parse_json(await self.body(limit))
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw:
+        raise BadRequest("request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+
+
+class Response:
+    __slots__ = ("body", "content_type", "headers", "status")
+
+    def __init__(
+        self,
+        body: bytes,
+        status: int = 200,
+        content_type: bytes = JSON_TYPE,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.content_type = content_type
+        self.headers = headers
+
+
+def json_response(content: Any, status: int = 200) -> Response:
+    """JSON body via orjson; numpy arrays serialise directly (no tolist() round trip)."""
+    return Response(orjson.dumps(content, option=_DUMP_OPTIONS), status)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Handlers of one path by method. `template` labels metrics (bounded cardinality)."""
+
+    template: str
+    handlers: Mapping[str, Handler]
+    protected: bool = False  # prediction routes: need the API key when one is configured
+    observed: bool = True  # False for probes and /metrics: no latency metrics, no access log
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        return tuple(sorted(self.handlers))

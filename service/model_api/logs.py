@@ -1,0 +1,67 @@
+"""Logging: JSON lines (or plain text) carrying the id of the request being served."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import time
+
+import orjson
+
+# Set by the app for each request; every log line emitted while serving it carries the id.
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+ACCESS_LOGGER = "model_api.access"
+# color_message: uvicorn adds an ANSI-coloured copy of the message for its own console formatter.
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id and any `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = request_id_var.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s%(request_suffix)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        request_id = request_id_var.get()
+        record.request_suffix = f" request_id={request_id}" if request_id else ""
+        extras = " ".join(
+            f"{k}={v}" for k, v in record.__dict__.items() if k not in _RESERVED | {"request_suffix"}
+        )
+        text = super().format(record)
+        return f"{text} {extras}" if extras else text
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Route every logger (ours and uvicorn's) to one stderr handler in the chosen format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    logging.getLogger("uvicorn.access").disabled = True  # our access log replaces it

@@ -1,0 +1,581 @@
+"""Service speed benchmark: model-api against a raw ASGI hello-world on the same server stack, in one run.
+
+    python -m tests.bench.service_bench          (what `make bench` runs)
+
+One server process (one uvicorn worker) on loopback, 16 keep-alive connections from `wrk` (a locust
+FastHttpUser run when wrk is missing). The yardstick is a raw ASGI app served by uvicorn with the
+service's own server flags (httptools, uvloop, access log off): throughput goals are ratios to it,
+measured in the same run, so the figures travel between machines better than absolute numbers.
+When two CPUs are available the server runs on one and the load generator on the other.
+
+Always exits 0: it is a report. A missed goal is printed as MISSED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+CONNECTIONS = 16
+WARMUP_SECONDS = 3
+MEASURE_SECONDS = 8  # per endpoint, split into ROUNDS interleaved runs
+ROUNDS = 8
+LARGE_ROWS = 1_000
+LARGE_REQUESTS = 200
+STARTS = 5
+READY_TIMEOUT_SECONDS = 30
+SERVER_CPU, LOAD_CPU = 0, 1
+ROOT = Path(__file__).resolve().parents[2]
+
+CLASSIFY_PATH = "/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2"
+INFER_PATH = "/v2/models/iris/infer"
+READY_PATH = "/v2/health/ready"
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+# The raw app runs on the service's server flags (model_api/server.py): only the application differs.
+RAW_SERVER_FLAGS = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "ws": "none",
+    "lifespan": "on",
+    "access_log": False,
+    "proxy_headers": False,
+    "server_header": False,
+    "log_level": "warning",
+}
+
+
+# --- the yardstick ---------------------------------------------------------------------------------------
+
+
+async def raw_app(scope: dict, receive: Callable, send: Callable) -> None:
+    """ASGI hello-world: the least work an HTTP response on this server stack can cost."""
+    if scope["type"] == "lifespan":  # startup, then shutdown
+        while (await receive())["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": b'{"hello":"world"}'})
+
+
+def serve_raw(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(raw_app, host="127.0.0.1", port=port, **RAW_SERVER_FLAGS)
+
+
+# --- requests --------------------------------------------------------------------------------------------
+
+
+def infer_body(rows: list[list[float]]) -> bytes:
+    """An Open Inference Protocol request: one FP32 tensor of shape [N, 4], data flat."""
+    tensor = {
+        "name": "input",
+        "shape": [len(rows), 4],
+        "datatype": "FP32",
+        "data": [v for r in rows for v in r],
+    }
+    return json.dumps({"inputs": [tensor]}).encode()
+
+
+def iris_like_rows(count: int, seed: int = 7) -> list[list[float]]:
+    generator = random.Random(seed)
+    return [[round(generator.uniform(low, high), 1) for low, high in FEATURE_RANGES] for _ in range(count)]
+
+
+FEATURE_RANGES = ((4.3, 7.9), (2.0, 4.4), (1.0, 6.9), (0.1, 2.5))
+ONE_ROW = [[5.1, 3.5, 1.4, 0.2]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    label: str
+    path: str
+    body: bytes | None = None  # None: GET
+
+
+# --- server processes ------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pin(cpu: int | None) -> Callable[[], None] | None:
+    return None if cpu is None else lambda: os.sched_setaffinity(0, {cpu})
+
+
+def _status(port: int, path: str, timeout: float = 2.0) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    except OSError:
+        return 0
+    finally:
+        connection.close()
+
+
+@dataclass
+class Server:
+    label: str
+    command: list[str]
+    env: dict[str, str]
+    ready_path: str
+    cpu: int | None
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+
+    def start(self) -> float:
+        """Start on a fresh free port; return seconds from Popen to the first 200 on `ready_path`."""
+        self.port = _free_port()
+        env = {**self.env, "MODEL_API_PORT": str(self.port)}
+        # Logs go to a file: a pipe nobody drains would block the server once full (64 KiB of access log).
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop(), the process outlives this call)
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [*self.command, "--port", str(self.port)],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_pin(self.cpu),
+        )
+        deadline = started + READY_TIMEOUT_SECONDS
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                raise RuntimeError(f"{self.label} exited with {code}: {self.output_tail()}")
+            if _status(self.port, self.ready_path) == 200:
+                return time.perf_counter() - started
+            time.sleep(0.005)
+        self.stop()
+        raise RuntimeError(f"{self.label} not ready on {self.ready_path} within {READY_TIMEOUT_SECONDS} s")
+
+    def rss_mib(self) -> float:
+        assert self.process is not None
+        return psutil.Process(self.process.pid).memory_info().rss / 2**20
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    def output_tail(self) -> str:
+        if self.log is None:
+            return ""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
+
+    @contextmanager
+    def running(self) -> Iterator[Server]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+
+def model_api_server(cpu: int | None) -> Server:
+    script = Path(sys.executable).parent / "model-api"
+    command = [str(script) if script.exists() else "model-api", "serve", "--host", "127.0.0.1"]
+    # Deployed defaults (log level info, JSON access log) except the port: the service as the chart runs it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_API_")}
+    return Server("model-api", command, env, READY_PATH, cpu)
+
+
+def raw_server(cpu: int | None) -> Server:
+    command = [sys.executable, "-m", "tests.bench.service_bench", "--serve-raw"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # importable from any working directory
+    return Server("raw ASGI app", command, env, "/", cpu)
+
+
+# --- load generators -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    rps: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+WRK_SCRIPT = """
+local body_path = {body_path}
+if body_path then
+  local file = assert(io.open(body_path, "rb"))
+  wrk.method = "POST"
+  wrk.body = file:read("*a")
+  wrk.headers["Content-Type"] = "application/json"
+  file:close()
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {{"requests": %d, "duration_us": %d, "p99_us": %d, "errors": %d}}\\n',
+    summary.requests, summary.duration, latency:percentile(99.0),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+LoadGenerator = Callable[[str, bytes | None, float, Path], Load]
+
+
+def wrk_load(url: str, body: bytes | None, seconds: float, workdir: Path) -> Load:
+    body_path = "nil"
+    if body is not None:
+        body_file = workdir / "body.json"
+        body_file.write_bytes(body)
+        body_path = json.dumps(str(body_file))  # a JSON string literal is a valid Lua string literal here
+    script = workdir / "bench.lua"
+    script.write_text(WRK_SCRIPT.format(body_path=body_path))
+    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--timeout", "5s", "-s", str(script), url]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=True)
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{result.stdout}{result.stderr}")
+    summary = json.loads(line.removeprefix("BENCH "))
+    return Load(
+        rps=summary["requests"] / (summary["duration_us"] / 1e6),
+        p99_ms=summary["p99_us"] / 1000,
+        requests=summary["requests"],
+        errors=summary["errors"],
+    )
+
+
+LOCUST_FILE = """
+from locust import FastHttpUser, task
+
+BODY = {body!r}
+
+class Bench(FastHttpUser):
+    @task
+    def call(self):
+        if BODY is None:
+            self.client.get({path!r})
+        else:
+            self.client.post({path!r}, data=BODY, headers={{"Content-Type": "application/json"}})
+"""
+
+
+def locust_load(url: str, body: bytes | None, seconds: float, workdir: Path) -> Load:
+    """Fallback without wrk: locust saturates one core far below wrk, so ratios compress toward 1."""
+    base, _, rest = url.partition("://")
+    host, _, path = rest.partition("/")
+    locustfile = workdir / "bench_locustfile.py"
+    locustfile.write_text(LOCUST_FILE.format(body=body, path="/" + path))
+    prefix = workdir / "locust"
+    command = [
+        sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
+        "-u", str(CONNECTIONS), "-r", str(CONNECTIONS), "-t", f"{int(seconds)}s",
+        "--host", f"{base}://{host}", "--csv", str(prefix),
+    ]  # fmt: skip
+    subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    import csv
+
+    with open(f"{prefix}_stats.csv", newline="") as stats:
+        total = next(row for row in csv.DictReader(stats) if row["Name"] == "Aggregated")
+    return Load(
+        rps=float(total["Requests/s"]),
+        p99_ms=float(total["99%"]),
+        requests=int(total["Request Count"]),
+        errors=int(total["Failure Count"]),
+    )
+
+
+# --- measurements ----------------------------------------------------------------------------------------
+
+
+def check_answers(server: Server, endpoints: list[Endpoint]) -> None:
+    """One request per endpoint before loading it: a fast wrong answer must not count."""
+    for endpoint in endpoints:
+        status, body = _call(server.port, endpoint)
+        if status != 200:
+            raise RuntimeError(f"{server.label} {endpoint.label}: HTTP {status}: {body[:300]!r}")
+
+
+def _call(
+    port: int, endpoint: Endpoint, connection: http.client.HTTPConnection | None = None
+) -> tuple[int, bytes]:
+    own = connection is None
+    connection = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        method = "GET" if endpoint.body is None else "POST"
+        connection.request(method, endpoint.path, body=endpoint.body, headers=JSON_HEADERS)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        if own:
+            connection.close()
+
+
+def sequential_latency_ms(server: Server, endpoint: Endpoint, count: int) -> list[float]:
+    """Latencies of `count` requests one after another on one keep-alive connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    latencies = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            status, body = _call(server.port, endpoint, connection)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if status != 200:
+                raise RuntimeError(f"{server.label} {endpoint.label}: HTTP {status}: {body[:300]!r}")
+    finally:
+        connection.close()
+    return latencies
+
+
+@dataclass
+class Results:
+    # One Load per round; rounds interleave the three targets.
+    raw: list[Load]
+    classify: list[Load]
+    infer_one: list[Load]
+    infer_large_ms: list[float]
+    ready_seconds: list[float]
+    rss_mib: float
+
+    def ratio_to_raw(self, loads: list[Load]) -> float:
+        """Median over rounds of rps / the raw app's rps in the same round."""
+        return statistics.median(load.rps / raw.rps for load, raw in zip(loads, self.raw, strict=True))
+
+    @property
+    def errors(self) -> int:
+        return sum(load.errors for load in [*self.raw, *self.classify, *self.infer_one])
+
+
+def median_rps(loads: list[Load]) -> float:
+    return statistics.median(load.rps for load in loads)
+
+
+def median_p99(loads: list[Load]) -> float:
+    return statistics.median(load.p99_ms for load in loads)
+
+
+def measure(load: LoadGenerator, server_cpu: int | None) -> Results:
+    hello = Endpoint("GET /", "/")
+    classify = Endpoint("GET classify", CLASSIFY_PATH)
+    infer_one = Endpoint("POST V2 infer, 1 row", INFER_PATH, infer_body(ONE_ROW))
+    infer_large = Endpoint(
+        f"POST V2 infer, {LARGE_ROWS} rows", INFER_PATH, infer_body(iris_like_rows(LARGE_ROWS))
+    )
+
+    with (
+        tempfile.TemporaryDirectory(prefix="service-bench-") as tmp,
+        raw_server(server_cpu).running() as raw,
+        model_api_server(server_cpu).running() as api,
+    ):
+        workdir = Path(tmp)
+        check_answers(raw, [hello])
+        check_answers(api, [classify, infer_one, infer_large])
+        targets = {"raw": (raw, hello), "classify": (api, classify), "infer_one": (api, infer_one)}
+        for server, endpoint in targets.values():
+            load(server.url(endpoint.path), endpoint.body, WARMUP_SECONDS, workdir)
+        # Both servers share one CPU but only the loaded one works. Short interleaved rounds: a neighbour's
+        # burst on this shared machine then hits the yardstick and the service alike, and the median
+        # ratio over rounds ignores the round it spoiled.
+        loads: dict[str, list[Load]] = {name: [] for name in targets}
+        for round_number in range(1, ROUNDS + 1):
+            for name, (server, endpoint) in targets.items():
+                result = load(server.url(endpoint.path), endpoint.body, MEASURE_SECONDS / ROUNDS, workdir)
+                loads[name].append(result)
+                _progress(
+                    f"round {round_number} {server.label:12} {endpoint.label:22} "
+                    f"{result.rps:9,.0f} req/s  p99 {result.p99_ms:6.2f} ms"
+                )
+        sequential_latency_ms(api, infer_large, LARGE_REQUESTS // 10)  # warm-up
+        large = sequential_latency_ms(api, infer_large, LARGE_REQUESTS)
+        _progress(f"{api.label:12} {infer_large.label:28} median {statistics.median(large):.2f} ms")
+        rss = api.rss_mib()
+    ready = []
+    for _ in range(STARTS):
+        server = model_api_server(server_cpu)
+        ready.append(server.start())
+        server.stop()
+    _progress(f"start to {READY_PATH}: {', '.join(f'{s:.2f}' for s in ready)} s")
+    return Results(loads["raw"], loads["classify"], loads["infer_one"], large, ready, rss)
+
+
+# --- report ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    measured: str
+    goal: str
+    ratio: float  # measured against the goal, oriented so that >= 1 means met
+    reference: str
+
+    @property
+    def met(self) -> bool:
+        return self.ratio >= 1
+
+
+def rows(results: Results) -> list[Row]:
+    classify = results.ratio_to_raw(results.classify)
+    infer_one = results.ratio_to_raw(results.infer_one)
+    classify_p99, infer_p99 = median_p99(results.classify), median_p99(results.infer_one)
+    p99 = max(classify_p99, infer_p99)
+    large = statistics.median(results.infer_large_ms)
+    ready = statistics.median(results.ready_seconds)
+    return [
+        Row(
+            "GET /api/v01/classify throughput",
+            f"{classify:.2f} x raw ({median_rps(results.classify):,.0f} req/s)",
+            "≥ 0.30 x raw",
+            classify / 0.30,
+            "MLServer 1.7.1: 0.047 x; FastAPI + sklearn: 0.066 x",
+        ),
+        Row(
+            "POST /v2/models/iris/infer, 1 row, throughput",
+            f"{infer_one:.2f} x raw ({median_rps(results.infer_one):,.0f} req/s)",
+            "≥ 0.25 x raw",
+            infer_one / 0.25,
+            "—",
+        ),
+        Row(
+            f"p99 latency at {CONNECTIONS} connections (worse of the two above)",
+            f"{p99:.2f} ms (classify {classify_p99:.2f}, V2 {infer_p99:.2f}; "
+            f"raw app {median_p99(results.raw):.2f})",
+            "≤ 5 ms",
+            5 / p99,
+            "—",
+        ),
+        Row(
+            f"V2 infer of {LARGE_ROWS:,} rows, median of {LARGE_REQUESTS} sequential",
+            f"{large:.2f} ms (p90 {_percentile(results.infer_large_ms, 90):.2f})",
+            "≤ 5 ms",
+            5 / large,
+            "—",
+        ),
+        Row(
+            f"process start to {READY_PATH} 200, median of {STARTS}",
+            f"{ready:.2f} s (min {min(results.ready_seconds):.2f}, max {max(results.ready_seconds):.2f})",
+            "≤ 1.0 s",
+            1.0 / ready,
+            "MLServer 1.7.1: 2.8 s; FastAPI + sklearn: 2.0 s",
+        ),
+        Row(
+            "RSS after warm-up and load",
+            f"{results.rss_mib:.0f} MiB",
+            "≤ 120 MiB",
+            120 / results.rss_mib,
+            "MLServer 1.7.1: 224 MB; FastAPI + sklearn: 182 MB",
+        ),
+    ]
+
+
+def _percentile(values: list[float], percent: float) -> float:
+    return statistics.quantiles(values, n=100)[int(percent) - 1]
+
+
+def markdown_table(table: list[Row]) -> str:
+    lines = [
+        "| metric | measured | goal | measured/goal (≥ 1 met) | met | reference (same setup) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in table:
+        met = "yes" if row.met else "**MISSED**"
+        lines.append(
+            f"| {row.metric} | {row.measured} | {row.goal} | {row.ratio:.2f} | {met} | {row.reference} |"
+        )
+    return "\n".join(lines)
+
+
+def environment_line(generator: str, pinned: bool) -> str:
+    memory = psutil.virtual_memory().total / 2**30
+    pinning = (
+        f"server on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}" if pinned else "not pinned (fewer than 2 CPUs)"
+    )
+    return (
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} CPUs, {memory:.0f} GiB · "
+        f"Python {platform.python_version()} · load: {generator}, {CONNECTIONS} connections, "
+        f"{WARMUP_SECONDS} s warm-up + {MEASURE_SECONDS} s per endpoint in {ROUNDS} interleaved rounds · "
+        f"{pinning}"
+    )
+
+
+def _progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--serve-raw", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--host", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_raw:
+        serve_raw(args.port)
+        return 0
+
+    pinned = len(os.sched_getaffinity(0)) >= 2
+    if pinned:
+        os.sched_setaffinity(0, {LOAD_CPU})  # wrk/locust and the sequential client inherit it
+    if shutil.which("wrk"):
+        generator, load = "wrk", wrk_load
+    else:
+        generator, load = "locust FastHttpUser (wrk not installed: ratios are compressed)", locust_load
+    setup = environment_line(generator, pinned)
+    print(f"service bench: {setup}", file=sys.stderr, flush=True)
+    results = measure(load, SERVER_CPU if pinned else None)
+    table = rows(results)
+    print()
+    print(f"## Service benchmark ({setup})")
+    print()
+    print(
+        f"Raw ASGI hello-world on the same uvicorn stack: {median_rps(results.raw):,.0f} req/s "
+        f"(median of {ROUNDS} rounds: {', '.join(f'{load.rps:,.0f}' for load in results.raw)})."
+    )
+    print()
+    print(markdown_table(table))
+    print()
+    if results.errors:
+        print(f"WARNING: {results.errors} failed requests (socket errors or non-2xx) during the load runs.")
+    missed = [row.metric for row in table if not row.met]
+    print("MISSED: " + "; ".join(missed) if missed else "All goals met.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The chart tests' API: `render(values, files, show_only)` → validated objects; `get(objects, kind, name)`.
+
+Rendering is Helm's own Go engine in-process (loadtest/release.py over helm-python-sdk); every object of
+every render is checked against the strict Kubernetes schema of each minor the chart supports, so "it
+renders" means "a cluster would accept it". Renders are cached per values set: most tests share a few.
+
+`MODEL_API_CHART_DIR` points the whole suite at another copy of the chart (mutation checks), and
+`MODEL_API_VALUES_DIR` at another directory holding values-dev.yaml and values-prod.yaml.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from loadtest import release
+from tests.chart import kube_schema
+
+Manifest = dict[str, Any]
+
+CHART_DIR = Path(os.environ.get("MODEL_API_CHART_DIR") or release.CHART_DIR).resolve()
+VALUES_DIR = Path(os.environ.get("MODEL_API_VALUES_DIR") or release.ROOT).resolve()
+RELEASE = release.DEFAULT_RELEASE
+NAMESPACE = release.DEFAULT_NAMESPACE
+FULLNAME = "model-api"  # the fullname helper returns the release name when it contains the chart name
+POD_KINDS = ("Deployment", "StatefulSet")
+
+
+def value_sets() -> dict[str, tuple[Path, ...]]:
+    """Every values set the chart ships, by id: default, dev, prod and each ci/*-values.yaml (by glob)."""
+    sets: dict[str, tuple[Path, ...]] = {"default": ()}
+    for env in ("dev", "prod"):
+        sets[env] = (VALUES_DIR / f"values-{env}.yaml",)
+    for path in sorted((CHART_DIR / "ci").glob("*-values.yaml")):
+        sets[f"ci/{path.stem}"] = (path,)
+    return sets
+
+
+VALUE_SETS = value_sets()
+
+
+def values_for(files: Iterable[str | Path] = (), values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The merged user values of `files` (in order, like repeated `-f`) then `values` (like `--set`)."""
+    return release.load_values([Path(VALUES_DIR, f) for f in files], values)
+
+
+def render_uncached(
+    values: Mapping[str, Any] | None = None,
+    files: Iterable[str | Path] = (),
+    *,
+    release_name: str = RELEASE,
+    namespace: str = NAMESPACE,
+    chart_dir: Path = CHART_DIR,
+) -> list[tuple[str, Manifest]]:
+    """(template path, object) for every object rendered, after strict schema validation. No cache."""
+    merged = values_for(files, values)
+    templates = release.render_templates(
+        merged, release=release_name, namespace=namespace, chart_dir=chart_dir
+    )
+    rendered = [
+        (path, obj) for path in sorted(templates) for obj in release.parse_manifests({path: templates[path]})
+    ]
+    kube_schema.validate([obj for _, obj in rendered], kube_schema.chart_minors(chart_dir))
+    return rendered
+
+
+@functools.cache
+def _render_frozen(
+    values_json: str, files: tuple[str, ...], release_name: str, namespace: str
+) -> tuple[tuple[str, Manifest], ...]:
+    rendered = render_uncached(json.loads(values_json), files, release_name=release_name, namespace=namespace)
+    return tuple(rendered)
+
+
+def render(
+    values: Mapping[str, Any] | None = None,
+    files: Iterable[str | Path] = (),
+    show_only: Sequence[str] | None = None,
+    *,
+    release_name: str = RELEASE,
+    namespace: str = NAMESPACE,
+) -> list[Manifest]:
+    """The release's objects (hooks included) for `files` then `values`, each strict-schema valid.
+
+    `show_only` keeps the objects of those templates, e.g. ["templates/deployment.yaml"]. The result is
+    a private copy: tests may change it freely.
+    """
+    key = json.dumps(dict(values or {}), sort_keys=True)
+    rendered = _render_frozen(key, tuple(str(f) for f in files), release_name, namespace)
+    wanted = [f"/{name.lstrip('/')}" for name in show_only or ()]
+    return [
+        copy.deepcopy(obj)
+        for path, obj in rendered
+        if not wanted or any(f"/{path}".endswith(suffix) for suffix in wanted)
+    ]
+
+
+def render_set(set_id: str, values: Mapping[str, Any] | None = None) -> list[Manifest]:
+    """The objects of one shipped values set (see VALUE_SETS), plus `values` on top."""
+    return render(values, files=VALUE_SETS[set_id])
+
+
+def find(objects: Iterable[Manifest], kind: str, name: str | None = None) -> list[Manifest]:
+    return release.find(objects, kind, name)
+
+
+def get(objects: Iterable[Manifest], kind: str, name: str | None = None) -> Manifest:
+    """The single object of `kind` (and `name`); LookupError naming what is missing otherwise."""
+    return release.get(objects, kind, name)
+
+
+def label(obj: Mapping[str, Any]) -> str:
+    """`Kind/name`, the prefix of every failure message."""
+    return kube_schema.object_label(obj)
+
+
+def workload(objects: Iterable[Manifest]) -> Manifest:
+    return release.workload(objects)
+
+
+def main_container(objects: Iterable[Manifest]) -> Manifest:
+    return release.main_container(objects)
+
+
+def is_hook(obj: Mapping[str, Any]) -> bool:
+    return release.is_hook(dict(obj))
+
+
+def pod_spec(obj: Mapping[str, Any]) -> Manifest:
+    """The pod spec of a workload (its template) or of a bare Pod (the test hook)."""
+    return obj["spec"]["template"]["spec"] if obj["kind"] in POD_KINDS else obj["spec"]
+
+
+def pod_owners(objects: Iterable[Manifest]) -> list[Manifest]:
+    """Every object that runs pods: the workload and any hook Pod."""
+    return [obj for obj in objects if obj.get("kind") in (*POD_KINDS, "Pod")]
+
+
+def containers(spec: Mapping[str, Any]) -> list[Manifest]:
+    """Init and regular containers of a pod spec."""
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+
+
+def helm_test_pod(objects: Iterable[Manifest]) -> Manifest:
+    """The `helm test` hook Pod."""
+    hooks = [o for o in objects if o.get("kind") == "Pod" and "test" in hook_types(o)]
+    if len(hooks) != 1:
+        raise LookupError(f"expected one helm test hook Pod in the rendered release, found {len(hooks)}")
+    return hooks[0]
+
+
+def hook_types(obj: Mapping[str, Any]) -> list[str]:
+    annotations = obj.get("metadata", {}).get("annotations") or {}
+    return [part.strip() for part in str(annotations.get("helm.sh/hook", "")).split(",") if part.strip()]
+
+
+def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether a LabelSelector (matchLabels + matchExpressions) or a plain map selects `labels`."""
+    if selector is None:
+        return False
+    match_labels = selector.get("matchLabels", selector if "matchExpressions" not in selector else {})
+    if not isinstance(match_labels, Mapping) or any(labels.get(k) != v for k, v in match_labels.items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
+        present = key in labels
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if (operator == "Exists") != present and operator in ("Exists", "DoesNotExist"):
+            return False
+    return True

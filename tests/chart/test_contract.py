@@ -1,0 +1,291 @@
+"""Contract layer: the chart and the service agree, proven by running the service exactly as the rendered
+pod says (loadtest/localpod.py: rendered command, env from the rendered ConfigMap and Secret, port) —
+probes answer 200, the helm test hook's own command passes against it, SIGTERM ends it cleanly within the
+grace period left after the preStop sleep — and the Dockerfile agrees with the chart's port, user and
+command. Also the unit tests of LocalPod itself."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from loadtest import localpod, release
+from loadtest.localpod import LocalPod, LocalPodError
+from tests.chart import helpers
+
+DOCKERFILE = release.ROOT / "Dockerfile"
+RUN_SETS = ("dev", "prod")  # started for real; the other sets share their pod spec
+TEST_API_KEY = "contract-test-key"  # stands in for prod's existingSecret, which only a cluster has
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_status(url: str, headers: dict[str, str] | None = None) -> int:
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers or {}), timeout=5
+        ) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def external_secret_overrides(objects: list[helpers.Manifest]) -> dict[str, str]:
+    """A value for each secretKeyRef env the release does not render itself (an existingSecret)."""
+    container = helpers.main_container(objects)
+    return {
+        item["name"]: TEST_API_KEY
+        for item in container.get("env") or []
+        if "secretKeyRef" in (item.get("valueFrom") or {})
+        and not helpers.find(objects, "Secret", item["valueFrom"]["secretKeyRef"]["name"])
+    }
+
+
+def prestop_seconds(objects: list[helpers.Manifest]) -> int:
+    return helpers.main_container(objects)["lifecycle"]["preStop"]["sleep"]["seconds"]
+
+
+class RunningRelease:
+    """A value set's rendered pod, started as a local process on a free port."""
+
+    def __init__(self, value_set: str) -> None:
+        self.value_set = value_set
+        self.objects = helpers.render_set(value_set)
+        self.overrides = external_secret_overrides(self.objects)
+        self.pod = LocalPod.from_release(self.objects, port=free_port(), env_overrides=self.overrides)
+
+
+@pytest.fixture(scope="module", params=RUN_SETS)
+def running(request: pytest.FixtureRequest) -> Iterator[RunningRelease]:
+    started = RunningRelease(request.param)
+    with started.pod:
+        started.pod.wait_ready(timeout=30)
+        yield started
+
+
+@pytest.mark.slow
+def test_rendered_probes_answer_200(running: RunningRelease) -> None:
+    urls = running.pod.probe_urls()
+    actual = {name: http_status(url) for name, url in urls.items()}
+    expected = {"startup": 200, "readiness": 200, "liveness": 200}
+    assert actual == expected, (
+        f"{running.value_set}: {helpers.label(helpers.workload(running.objects))} probes {urls}"
+    )
+
+
+def hook_command(running: RunningRelease) -> tuple[list[str], dict[str, str]]:
+    """The helm test hook's command with its in-cluster URL pointed at the local pod, and its env."""
+    hook = helpers.helm_test_pod(running.objects)
+    container = hook["spec"]["containers"][0]
+    command = [*container.get("command", []), *container.get("args", [])]
+    local = [
+        urlunsplit(("http", f"127.0.0.1:{running.pod.port}", *urlsplit(part)[2:]))
+        if part.startswith("http://")
+        else part
+        for part in command
+    ]
+    env = localpod.container_env(running.objects, container, running.overrides)
+    inherited = {k: v for k, v in running.pod.env.items() if k in localpod.INHERITED_ENV}
+    return [localpod.resolve_executable(local[0]), *local[1:]], {**inherited, **env}
+
+
+@pytest.mark.slow
+def test_helm_test_hook_passes_against_the_pod(running: RunningRelease) -> None:
+    command, env = hook_command(running)
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert finished.returncode == 0, (
+        f"{running.value_set}: {helpers.label(helpers.helm_test_pod(running.objects))}: `{shlex.join(command)}` "
+        f"exited {finished.returncode}:\n{finished.stdout}{finished.stderr}"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("value_set", RUN_SETS)
+def test_sigterm_stops_within_the_grace_period(value_set: str) -> None:
+    started = RunningRelease(value_set)
+    spec = helpers.workload(started.objects)["spec"]["template"]["spec"]
+    budget = spec.get("terminationGracePeriodSeconds", 30) - prestop_seconds(started.objects)
+    with started.pod as pod:
+        pod.wait_ready(timeout=30)
+        began = time.monotonic()
+        try:
+            code = pod.terminate(timeout=budget)
+        except TimeoutError as error:
+            pytest.fail(
+                f"{value_set}: still running {budget} s after SIGTERM (terminationGracePeriodSeconds - preStop): {error}"
+            )
+        took = time.monotonic() - began
+    assert code == 0, (
+        f"{value_set}: exit code {code} after SIGTERM (took {took:.1f} s):\n{pod.output()[-2000:]}"
+    )
+
+
+@pytest.mark.slow
+def test_readiness_fails_at_once_on_sigterm() -> None:
+    """Endpoints must drop the pod while it drains: readiness is 503 right after SIGTERM."""
+    started = RunningRelease("dev")
+    with started.pod as pod:
+        pod.wait_ready(timeout=30)
+        pod.send_signal(signal.SIGTERM)  # without waiting, to watch the drain
+        status = http_status(pod.probe_urls()["readiness"])
+        pod.terminate(timeout=30)
+    assert status == 503, f"dev: readiness answered {status} during the drain"
+
+
+# --- Dockerfile agreement ----------------------------------------------------------------------------
+
+
+def dockerfile_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the final stage, continuation lines joined, comments dropped."""
+    logical: list[str] = []
+    pending: list[str] = []
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):  # Docker drops comments inside continuations too
+            continue
+        if line.endswith("\\"):
+            pending.append(line[:-1].strip())
+            continue
+        logical.append(" ".join([*pending, line]))
+        pending = []
+    instructions = [
+        (text.split(None, 1)[0].upper(), text.split(None, 1)[1] if " " in text else "") for text in logical
+    ]
+    last_from = max(i for i, (name, _) in enumerate(instructions) if name == "FROM")
+    return instructions[last_from:]
+
+
+def dockerfile_value(name: str) -> str:
+    values = [args for instruction, args in dockerfile_instructions() if instruction == name]
+    assert values, f"Dockerfile: the final stage has no {name}"
+    return values[-1]
+
+
+def test_dockerfile_entrypoint_is_the_rendered_command(objects: list[helpers.Manifest]) -> None:
+    container = helpers.main_container(objects)
+    entrypoint = json.loads(dockerfile_value("ENTRYPOINT"))
+    assert container.get("command") == entrypoint, (
+        f"{helpers.label(helpers.workload(objects))}: containers[{container['name']}].command {container.get('command')} "
+        f"!= Dockerfile ENTRYPOINT {entrypoint}"
+    )
+
+
+def test_dockerfile_exposes_the_container_port(objects: list[helpers.Manifest]) -> None:
+    container = helpers.main_container(objects)
+    exposed = {int(p.split("/")[0]) for p in dockerfile_value("EXPOSE").split()}
+    http = next(p["containerPort"] for p in container["ports"] if p.get("name") == "http")
+    assert http in exposed, (
+        f"containers[{container['name']}].ports[http].containerPort {http} not in Dockerfile EXPOSE {exposed}"
+    )
+
+
+def test_dockerfile_user_is_the_rendered_numeric_user(objects: list[helpers.Manifest]) -> None:
+    user, _, group = dockerfile_value("USER").partition(":")
+    assert user.isdigit() and (not group or group.isdigit()), (
+        f"Dockerfile USER {user}:{group} must be numeric"
+    )
+    spec, container = helpers.workload(objects)["spec"]["template"]["spec"], helpers.main_container(objects)
+    context = {**(spec.get("securityContext") or {}), **(container.get("securityContext") or {})}
+    actual = (context.get("runAsUser"), context.get("runAsGroup") if group else None)
+    assert actual == (int(user), int(group) if group else None), (
+        f"{helpers.label(helpers.workload(objects))}: securityContext.runAsUser/runAsGroup {actual} != Dockerfile USER"
+    )
+
+
+def test_dockerfile_parser_reads_continuations(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        'FROM a AS build\nUSER 1\nFROM b\n# comment\nRUN x \\\n    && y\nUSER 10001:10001\nENTRYPOINT ["m", "serve"]\n'
+    )
+    actual = dockerfile_instructions(dockerfile)
+    assert actual == [
+        ("FROM", "b"),
+        ("RUN", "x && y"),
+        ("USER", "10001:10001"),
+        ("ENTRYPOINT", '["m", "serve"]'),
+    ]
+
+
+# --- LocalPod itself ---------------------------------------------------------------------------------
+
+
+def test_local_pod_env_comes_from_the_rendered_config_and_secret() -> None:
+    objects = helpers.render({"apiKey": {"value": "s3cret"}, "config": {"logLevel": "warning"}})
+    pod = LocalPod.from_release(objects, port=12345)
+    config = helpers.get(objects, "ConfigMap", helpers.FULLNAME)["data"]
+    expected = {
+        **config,
+        "MODEL_API_API_KEY": "s3cret",
+        "MODEL_API_PORT": "12345",
+        "MODEL_API_HOST": "127.0.0.1",
+    }
+    actual = {k: v for k, v in pod.env.items() if k.startswith("MODEL_API_")}
+    assert actual == expected
+
+
+def test_local_pod_resolves_config_map_key_refs_and_expansion() -> None:
+    extra = [
+        {
+            "name": "LEVEL",
+            "valueFrom": {"configMapKeyRef": {"name": helpers.FULLNAME, "key": "MODEL_API_LOG_LEVEL"}},
+        },
+        {"name": "COPY", "value": "level=$(LEVEL) kept=$$(LEVEL)"},
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
+    pod = LocalPod.from_release(helpers.render({"extraEnv": extra, "config": {"logLevel": "error"}}))
+    actual = {k: pod.env[k] for k in ("LEVEL", "COPY", "POD")}
+    assert actual == {"LEVEL": "error", "COPY": "level=error kept=$(LEVEL)", "POD": "model-api-local"}
+
+
+def test_local_pod_refuses_an_unresolvable_external_secret() -> None:
+    objects = helpers.render({"apiKey": {"existingSecret": "vault-synced"}})
+    with pytest.raises(LocalPodError, match=r"MODEL_API_API_KEY.*Secret/vault-synced.*env_overrides"):
+        LocalPod.from_release(objects)
+    pod = LocalPod.from_release(objects, env_overrides={"MODEL_API_API_KEY": "given"})
+    assert pod.env["MODEL_API_API_KEY"] == "given"
+
+
+def test_local_pod_decodes_secret_data() -> None:
+    objects = helpers.render({"apiKey": {"value": "x"}})
+    secret = helpers.get(objects, "Secret", helpers.FULLNAME)
+    secret["data"]["api-key"] = base64.b64encode(b"from-data").decode()
+    assert LocalPod.from_release(objects).env["MODEL_API_API_KEY"] == "from-data"
+
+
+def test_local_pod_port_and_probe_urls() -> None:
+    objects = helpers.render()
+    rendered, chosen = LocalPod.from_release(objects), LocalPod.from_release(objects, port=23456)
+    actual = (rendered.port, chosen.probe_urls()["liveness"], chosen.url("/x"))
+    assert actual == (8080, "http://127.0.0.1:23456/healthz", "http://127.0.0.1:23456/x")
+
+
+def test_local_pod_command_comes_from_the_venv() -> None:
+    pod = LocalPod.from_release(helpers.render())
+    assert pod.command == [str(localpod.VENV_BIN / "model-api"), "serve"]
+
+
+def test_local_pod_unknown_command_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(LocalPodError, match="no-such-binary"):
+        localpod.resolve_executable("no-such-binary", venv_bin=tmp_path)
+
+
+def test_local_pod_refuses_use_before_start() -> None:
+    pod = LocalPod.from_release(helpers.render())
+    with pytest.raises(LocalPodError, match="before start"):
+        pod.terminate(timeout=1)

@@ -1,0 +1,172 @@
+"""The report, offline: a synthetic timeline with a known HPA response → files written, verdicts computed."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from loadtest.report import Scaling, ScalingPoint, compute_verdicts, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def users_at(t: int) -> int:
+    """2 users, +2 at t=10, +4 at t=20, load stops at t=40; the run records until t=99."""
+    if t >= 40:
+        return 0
+    return 2 if t < 10 else 4 if t < 20 else 8
+
+
+FAILING_SECONDS = {25: 1, 26: 1, 27: 1, 35: 1}  # three while replicas change (25-27), one after (35)
+HOT_LOCUST_SECONDS = (30, 31)
+
+
+def synthetic_timeline() -> list[dict[str, float]]:
+    rows, requests, failures = [], 0, 0
+    for t in range(100):
+        rps = users_at(t)
+        requests += rps
+        failures += FAILING_SECONDS.get(t, 0)
+        rows.append(
+            {
+                "t": float(t),
+                "users": users_at(t),
+                "rps": float(rps),
+                "failures_per_s": float(FAILING_SECONDS.get(t, 0)),
+                "p50_ms": 5.0,
+                "p95_ms": 9.0,
+                "p99_ms": 12.0,
+                "requests": requests,
+                "failures": failures,
+                "locust_cpu_percent": 95.0 if t in HOT_LOCUST_SECONDS else 20.0,
+                "service_cpu_percent": 10.0 * users_at(t),
+            }
+        )
+    return rows
+
+
+LIVE = Scaling(
+    source="live",
+    description="live HPA default/model-api",
+    min_replicas=1,
+    max_replicas=5,
+    points=[
+        ScalingPoint(t=0, desired=1, ready=1, utilization=20, target=60),
+        ScalingPoint(t=15, desired=2, ready=1, utilization=90, target=60),
+        ScalingPoint(t=20, desired=2, ready=2, utilization=55, target=60),
+        ScalingPoint(t=25, desired=4, ready=2, utilization=110, target=60),
+        ScalingPoint(t=30, desired=4, ready=4, utilization=58, target=60),
+        ScalingPoint(t=70, desired=2, ready=4, utilization=1, target=60),
+        ScalingPoint(t=75, desired=2, ready=2, utilization=1, target=60),
+        ScalingPoint(t=90, desired=1, ready=1, utilization=1, target=60),
+    ],
+)
+
+
+def test_verdicts_of_a_known_timeline() -> None:
+    expected = {
+        "load_start_s": 0.0,
+        "load_increases_s": [0.0, 10.0, 20.0],
+        "load_fell_s": 40.0,
+        "baseline_replicas": 1,
+        "first_scale_up_s": 15,
+        "time_to_first_scale_up_s": 15.0,
+        "scale_up_after_increase_s": 5.0,
+        "peak_desired": 4,
+        "peak_ready": 4,
+        "scale_down_start_s": 70,
+        "time_to_scale_down_s": 30.0,
+        "back_to_baseline_s": 90,
+        "requests": 2 * 10 + 4 * 10 + 8 * 20,
+        "failures": 4,
+        "failures_while_scaling": 3,
+        "locust_cpu_peak_percent": 95.0,
+        "locust_cpu_seconds_over_threshold": 2,
+    }
+    verdicts = compute_verdicts(synthetic_timeline(), LIVE)
+    actual = {key: getattr(verdicts, key) for key in expected}
+    assert actual == expected, "Verdicts fields differ from the hand-derived values"
+    assert (
+        len(verdicts.warnings) == 1 and "locust itself used more than 90% CPU for 2 s" in verdicts.warnings[0]
+    )
+
+
+def test_predicted_scaling_has_no_failures_while_scaling() -> None:
+    predicted = replace(LIVE, source="predicted")
+    verdicts = compute_verdicts(synthetic_timeline(), predicted)
+    assert verdicts.failures_while_scaling is None, "Verdicts.failures_while_scaling for predicted scaling"
+    assert verdicts.first_scale_up_s == 15, "Verdicts.first_scale_up_s for predicted scaling"
+
+
+def test_a_run_that_never_scales_reports_none() -> None:
+    flat = replace(LIVE, points=[ScalingPoint(t=float(t), desired=1, ready=1) for t in range(0, 100, 15)])
+    verdicts = compute_verdicts(synthetic_timeline(), flat)
+    expected = (None, None, None, 1)
+    actual = (
+        verdicts.first_scale_up_s,
+        verdicts.scale_down_start_s,
+        verdicts.time_to_scale_down_s,
+        verdicts.peak_desired,
+    )
+    assert actual == expected, (
+        "Verdicts (first_scale_up_s, scale_down_start_s, time_to_scale_down_s, peak_desired)"
+    )
+
+
+def test_a_run_ending_at_its_peak_falls_when_it_stops() -> None:
+    rising = [row for row in synthetic_timeline() if row["t"] < 30]
+    expected = 30.0  # the last row is t=29; the load stops with the run
+    assert compute_verdicts(rising, None).load_fell_s == expected, (
+        "Verdicts.load_fell_s of a run ending at its peak"
+    )
+
+
+@pytest.mark.parametrize("scaling", [LIVE, None], ids=["live", "no-hpa"])
+def test_every_report_file_is_written(tmp_path: Path, scaling: Scaling | None) -> None:
+    timeline = synthetic_timeline()
+    endpoints = [
+        {
+            "name": "/api/v0/pi",
+            "requests": 220,
+            "failures": 4,
+            "rps": 2.2,
+            "p50_ms": 5,
+            "p95_ms": 9,
+            "p99_ms": 12,
+        }
+    ]
+    files, _ = write_report(
+        tmp_path / "run",
+        timeline,
+        title="synthetic run",
+        scaling=scaling,
+        facts={"host": "http://127.0.0.1:1"},
+        endpoints=endpoints,
+        errors=[{"name": "/api/v0/pi", "error": "wrong digits", "occurrences": 4}],
+        extra_utilization=[("service process CPU", "service_cpu_percent")],
+    )
+
+    with files.timeline_csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(timeline), "timeline.csv row count"
+    assert rows[0].keys() >= {"t", "rps", "p95_ms", "locust_cpu_percent", "service_cpu_percent"}, (
+        "timeline.csv header"
+    )
+    summary = json.loads(files.summary_json.read_text())
+    assert summary["verdicts"]["failures"] == 4, "summary.json verdicts.failures"
+    assert summary["errors"][0]["error"] == "wrong digits", "summary.json errors[0].error"
+    assert files.figure_png.read_bytes()[:8] == PNG_MAGIC, "timeline.png is not a PNG"
+    markdown = files.markdown.read_text()
+    assert "![timeline](timeline.png)" in markdown, "report.md does not embed the figure"
+    assert "WARNING" in markdown, "report.md lacks the locust CPU warning"
+    if scaling is None:
+        assert files.scaling_csv is None, "ReportFiles.scaling_csv without scaling"
+    else:
+        assert "t=15 s: 15 s after the load started, 5 s after the last load increase" in markdown, (
+            "report.md scale-up"
+        )
+        assert files.scaling_csv is not None and files.scaling_csv.exists(), "replicas-live.csv missing"

@@ -1,0 +1,152 @@
+"""The sizing table (replicas, utilization, M/M/1 p95 per CPU target), its recommendation, and `size` CLI."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from loadtest import predict_cli
+from loadtest.hpa_predictor import Behavior, HpaSpec, MetricTarget
+from loadtest.sizing import SizingInput, SizingRow, predicted_p95, recommend, size, verify, with_cpu_target
+
+# 400 rps x 5 ms = 2000 millicores at peak; 500m request; one core per pod; p95 8 ms at low load
+QUESTION = SizingInput(
+    peak_rps=400,
+    cpu_ms_per_request=5,
+    cpu_request_millicores=500,
+    target_p95_ms=12,
+    measured_p95_ms=8,
+    max_replicas=10,
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "replicas", "per_pod_millicores"),
+    [
+        (50, 8, 250.0),  # 2000 / (0.5 x 500) = 8 pods of 250m
+        (70, 6, 2000 / 6),  # 2000 / 350 = 5.7 -> 6 pods of 333m
+        (90, 5, 400.0),  # 2000 / 450 = 4.4 -> 5 pods of 400m
+    ],
+)
+def test_size_rows(target: int, replicas: int, per_pod_millicores: float) -> None:
+    worst_busy = 1.1 * target / 100 * 500 / 1000  # top of the tolerance band, as a fraction of one core
+    expected = SizingRow(
+        target_percent=target,
+        replicas=replicas,
+        utilization_percent=100 * per_pod_millicores / 500,
+        p95_ms=8 / (1 - per_pod_millicores / 1000),
+        worst_p95_ms=8 / (1 - worst_busy),
+        fits_max_replicas=True,
+        ok=8 / (1 - worst_busy) <= 12,
+    )
+    (actual,) = size(QUESTION, [target])
+    assert actual == pytest.approx(expected), f"sizing row for target {target} %"
+
+
+def test_recommend_takes_the_highest_target_meeting_the_goal() -> None:
+    # worst-case p95: 50 % -> 8 / (1 - 0.275) = 11.0 ms <= 12; 60 % -> 8 / (1 - 0.33) = 11.9; 70 % -> 13.0
+    expected = 60
+    actual = recommend(size(QUESTION, [50, 60, 70, 80])).target_percent
+    assert actual == expected, "recommended target percent"
+
+
+def test_nothing_fits_when_max_replicas_is_too_low() -> None:
+    question = SizingInput(**{**QUESTION.__dict__, "max_replicas": 4})
+    rows = size(question, [50, 60])  # need 8 and 7 replicas
+    actual = ([row.fits_max_replicas for row in rows], recommend(rows))
+    assert actual == ([False, False], None), "(fits maxReplicas per row, recommendation) with maxReplicas 4"
+
+
+def test_overload_when_a_pod_cannot_serve_its_share() -> None:
+    # a 200m CPU limit caps a pod: 1.1 x 90 % x 500m = 495m of work per pod cannot be served
+    question = SizingInput(**{**QUESTION.__dict__, "pod_capacity_millicores": 200})
+    (row,) = size(question, [90])
+    assert (math.isinf(row.worst_p95_ms), row.ok) == (True, False), "(worst p95 infinite, ok) when overloaded"
+
+
+@pytest.mark.parametrize(("busy", "expected"), [(0.0, 8.0), (0.5, 16.0), (0.75, 32.0), (1.0, math.inf)])
+def test_mm1_inflation(busy: float, expected: float) -> None:
+    assert predicted_p95(8.0, busy) == expected, f"p95 at busy fraction {busy}"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("peak_rps", 0, "peak_rps must be"),
+        ("measured_p95_ms", -1, "measured_p95_ms"),
+        ("max_replicas", 0, "max_replicas"),
+    ],
+)
+def test_bad_sizing_input(field: str, value: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SizingInput(**{**QUESTION.__dict__, field: value})
+
+
+def one_pod_spec() -> HpaSpec:
+    return HpaSpec(
+        1, 10, (MetricTarget("cpu", average_utilization=80),), Behavior(), {"model-api": {"cpu": 500}}
+    )
+
+
+def test_with_cpu_target_replaces_target_and_max() -> None:
+    expected = ((MetricTarget("cpu", average_utilization=50),), 12)
+    replaced = with_cpu_target(one_pod_spec(), 50, 12)
+    assert (replaced.metrics, replaced.max_replicas) == expected, (
+        "(metrics, maxReplicas) after with_cpu_target"
+    )
+
+
+def test_verify_replays_the_step_through_the_predictor() -> None:
+    # step at t=60 from 1 pod: the first sync adds 4 (1 + 4 pods), the next (t=75) the other 3;
+    # those are ready 30 s later, at t=105: 45 s after the step
+    expected = (8, 45.0)
+    row = size(QUESTION, [50])[0]
+    check = verify(one_pod_spec(), QUESTION, row, ready_delay=30)
+    assert (check.replicas_needed, check.seconds_to_needed) == expected, (
+        "(replicas needed, seconds to reach them)"
+    )
+
+
+# --- `python -m loadtest size` ---------------------------------------------------------------------------
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest")
+    predict_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture
+def hpa_values(tmp_path: Path) -> Path:
+    path = tmp_path / "hpa-values.yaml"
+    path.write_text(yaml.safe_dump({"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 10}}))
+    return path
+
+
+def test_size_command_prints_table_and_check(hpa_values: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["size", "--values", str(hpa_values), "--peak-rps", "100", "--cpu-ms-per-request", "5",
+            "--target-p95-ms", "50", "--measured-p95-ms", "8"]  # fmt: skip
+    status = run_cli(argv)
+    out = capsys.readouterr().out
+    expected = (0, True, True, True)
+    actual = (
+        status,
+        "target %" in out,
+        "recommended: CPU target" in out,
+        "predictor: a step to 100 rps" in out,
+    )
+    assert actual == expected, f"(exit status, table, recommendation, predictor check) in:\n{out}"
+
+
+def test_size_command_bad_targets_exit_2(hpa_values: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["size", "--values", str(hpa_values), "--peak-rps", "100", "--cpu-ms-per-request", "5",
+            "--target-p95-ms", "50", "--measured-p95-ms", "8", "--targets", "50,lots"]  # fmt: skip
+    status = run_cli(argv)
+    assert (status, "--targets" in capsys.readouterr().err) == (2, True), (
+        "(exit status, message names --targets)"
+    )

@@ -1,0 +1,78 @@
+"""/metrics: request counts by route template and status, latency by route, in-flight, predictions, model."""
+
+from __future__ import annotations
+
+from model_api import __version__
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.service.asgi_client import AsgiClient
+
+
+def scrape(client: AsgiClient) -> dict[tuple[str, tuple], float]:
+    result = client.get("/metrics")
+    assert (result.status, result.headers["content-type"].split(";")[0]) == (200, "text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(result.body.decode())
+        for sample in family.samples
+    }
+
+
+def delta(before: dict, after: dict, name: str, **labels: str) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def test_requests_are_counted_by_route_template_and_status(client: AsgiClient) -> None:
+    before = scrape(client)
+    client.get("/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2")
+    client.get("/api/v01/classify?sl=x")
+    client.get("/no/such/path")
+    after = scrape(client)
+
+    counted = {
+        status: delta(before, after, "model_api_requests_total", route=route, status=status)
+        for route, status in [
+            ("/api/v01/classify", "200"),
+            ("/api/v01/classify", "400"),
+            ("unmatched", "404"),
+        ]
+    }
+    assert counted == {"200": 1.0, "400": 1.0, "404": 1.0}
+
+
+def test_latency_histogram_covers_api_routes_but_not_probes_or_metrics(client: AsgiClient) -> None:
+    before = scrape(client)
+    client.post("/v1/models/iris:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
+    client.get("/healthz")
+    client.get("/readyz")
+    after = scrape(client)
+
+    observed = {
+        route: delta(before, after, "model_api_request_duration_seconds_count", route=route)
+        for route in ("/v1/models/{model}:predict", "/healthz", "/readyz", "/metrics")
+    }
+    assert observed == {"/v1/models/{model}:predict": 1.0, "/healthz": 0.0, "/readyz": 0.0, "/metrics": 0.0}
+    assert delta(before, after, "model_api_requests_total", route="/healthz", status="200") == 1.0
+
+
+def test_predictions_are_counted_by_class(client: AsgiClient) -> None:
+    rows = [[5.1, 3.5, 1.4, 0.2], [5.0, 3.4, 1.5, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    before = scrape(client)
+    client.post("/v1/models/iris:predict", json={"instances": rows})
+    after = scrape(client)
+
+    counted = {
+        name: delta(before, after, "model_api_predictions_total", class_name=name)
+        for name in ("Iris setosa", "Iris versicolor", "Iris virginica")
+    }
+    assert counted == {"Iris setosa": 2.0, "Iris versicolor": 0.0, "Iris virginica": 1.0}
+
+
+def test_model_info_load_time_ready_and_in_flight_are_exported(client: AsgiClient) -> None:
+    samples = scrape(client)
+
+    assert samples[("model_api_model_info", (("name", "iris"), ("version", __version__)))] == 1.0
+    assert samples[("model_api_model_load_seconds", ())] > 0.0, "model load seconds"
+    assert samples[("model_api_model_ready", ())] == 1.0, "model ready gauge"
+    assert samples[("model_api_requests_in_flight", ())] == 0.0, "nothing in flight between requests"

@@ -1,0 +1,182 @@
+"""Every endpoint's contract, in process: status, body shape and values."""
+
+from __future__ import annotations
+
+import pytest
+from model_api import __version__
+from model_api.train import CLASS_NAMES, FEATURES
+
+from tests.service.asgi_client import AsgiClient
+
+# One typical flower per class (from the iris data set), with its expected class index.
+FLOWERS = [
+    ([5.1, 3.5, 1.4, 0.2], 0),
+    ([5.9, 3.0, 4.2, 1.5], 1),
+    ([6.7, 3.0, 5.2, 2.3], 2),
+]
+
+
+@pytest.mark.parametrize(("row", "label"), FLOWERS)
+def test_classify_returns_the_species_name(client: AsgiClient, row: list[float], label: int) -> None:
+    expected = (200, {"species": CLASS_NAMES[label]})
+    query = "&".join(f"{name}={value}" for name, value in zip(("sl", "sw", "pl", "pw"), row, strict=True))
+
+    result = client.get(f"/api/v01/classify?{query}")
+
+    assert (result.status, result.json()) == expected, f"classify {row}: {result.body!r}"
+
+
+def test_pi_answers_ndigits_and_the_truncated_digits(client: AsgiClient) -> None:
+    result = client.get("/api/v0/pi?ndigits=99")
+
+    body = result.json()
+    assert result.status == 200, result.body
+    assert body["ndigits"] == 99, "pi response field ndigits"
+    assert len(body["pi"]) == 2 + 99, "pi response field pi: '3.' and 99 digits"
+    assert body["pi"].endswith("342117067"), "pi response field pi: last digits"
+
+
+def test_pi_with_zero_digits_is_three(client: AsgiClient) -> None:
+    assert client.get("/api/v0/pi?ndigits=0").json() == {"ndigits": 0, "pi": "3"}
+
+
+def test_pi_beyond_the_inline_limit_runs_in_a_worker_and_is_still_exact(client: AsgiClient) -> None:
+    from model_api.pi import pi_digits
+
+    expected = {"ndigits": 3000, "pi": pi_digits(3000)}
+
+    assert client.get("/api/v0/pi?ndigits=3000").json() == expected
+
+
+def test_v1_model_status(client: AsgiClient) -> None:
+    result = client.get("/v1/models/iris")
+
+    assert (result.status, result.json()) == (200, {"name": "iris", "ready": True})
+
+
+def test_v1_predict_returns_one_class_index_per_instance(client: AsgiClient) -> None:
+    expected = {"predictions": [label for _, label in FLOWERS]}
+
+    result = client.post("/v1/models/iris:predict", json={"instances": [row for row, _ in FLOWERS]})
+
+    assert (result.status, result.json()) == (200, expected)
+
+
+def test_v2_server_metadata(client: AsgiClient) -> None:
+    expected = {"name": "model-api", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    assert client.get("/v2").json() == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/v2/health/live", {"live": True}),
+        ("/v2/health/ready", {"ready": True}),
+        ("/v2/models/iris/ready", {"name": "iris", "ready": True}),
+        ("/healthz", {"status": "alive"}),
+        ("/readyz", {"status": "ready"}),
+    ],
+)
+def test_health_routes_answer_200_when_ready(client: AsgiClient, path: str, expected: dict) -> None:
+    result = client.get(path)
+
+    assert (result.status, result.json()) == (200, expected), path
+
+
+def test_v2_model_metadata_describes_the_tensors(client: AsgiClient) -> None:
+    body = client.get("/v2/models/iris").json()
+
+    expected_io = (
+        [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
+        [
+            {"name": "label", "datatype": "INT64", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
+        ],
+    )
+    assert (body["name"], body["versions"], body["platform"]) == ("iris", [__version__], "onnxruntime_onnx")
+    assert (body["inputs"], body["outputs"]) == expected_io, "model metadata inputs/outputs"
+    assert body["parameters"]["features"] == list(FEATURES), "model metadata parameters.features"
+    assert body["parameters"]["class_names"] == list(CLASS_NAMES), "model metadata parameters.class_names"
+
+
+def _infer_body(data: list, shape: list[int], datatype: str = "FP32", **extra: object) -> dict:
+    return {"inputs": [{"name": "input", "shape": shape, "datatype": datatype, "data": data}], **extra}
+
+
+@pytest.mark.parametrize("datatype", ["FP32", "FP64"])
+@pytest.mark.parametrize("nested", [False, True], ids=["flat", "nested"])
+def test_v2_infer_returns_labels_and_probabilities(client: AsgiClient, datatype: str, nested: bool) -> None:
+    rows = [row for row, _ in FLOWERS]
+    data = rows if nested else [value for row in rows for value in row]
+
+    result = client.post("/v2/models/iris/infer", json=_infer_body(data, [3, 4], datatype, id="req-7"))
+
+    body = result.json()
+    label, probabilities = body["outputs"]
+    assert result.status == 200, result.body
+    assert (body["model_name"], body["model_version"], body["id"]) == ("iris", __version__, "req-7")
+    assert label == {"name": "label", "datatype": "INT64", "shape": [3], "data": [0, 1, 2]}, "output label"
+    assert (probabilities["name"], probabilities["datatype"], probabilities["shape"]) == (
+        "probabilities",
+        "FP32",
+        [3, 3],
+    ), "output probabilities header"
+    sums = [round(sum(probabilities["data"][i : i + 3]), 4) for i in range(0, 9, 3)]
+    assert sums == [1.0, 1.0, 1.0], "output probabilities: each row sums to 1"
+
+
+@pytest.mark.parametrize(
+    "datatype", ["INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"]
+)
+def test_v2_infer_accepts_integer_tensors(client: AsgiClient, datatype: str) -> None:
+    result = client.post("/v2/models/iris/infer", json=_infer_body([7, 3, 6, 2], [1, 4], datatype))
+
+    assert result.status == 200, f"{datatype}: {result.body!r}"
+    assert result.json()["outputs"][0]["data"] == [2], f"{datatype}: label of a large-petalled flower"
+
+
+def test_v2_infer_honours_the_requested_outputs(client: AsgiClient) -> None:
+    body = _infer_body([5.1, 3.5, 1.4, 0.2], [1, 4], outputs=[{"name": "probabilities"}])
+
+    outputs = client.post("/v2/models/iris/infer", json=body).json()["outputs"]
+
+    assert [o["name"] for o in outputs] == ["probabilities"]
+
+
+def test_v2_infer_without_id_has_no_id(client: AsgiClient) -> None:
+    body = client.post("/v2/models/iris/infer", json=_infer_body([5.1, 3.5, 1.4, 0.2], [1, 4])).json()
+
+    assert "id" not in body
+
+
+def test_openapi_lists_every_route(client: AsgiClient) -> None:
+    app = client.app
+    expected = sorted(app.routes)
+
+    document = client.get("/openapi.json").json()
+
+    assert sorted(document["paths"]) == expected
+    for path, route in app.routes.items():
+        assert sorted(m.upper() for m in document["paths"][path]) == list(route.allowed), (
+            f"openapi methods of {path}"
+        )
+
+
+def test_docs_is_a_self_contained_html_page(client: AsgiClient) -> None:
+    result = client.get("/docs")
+
+    page = result.body.decode()
+    assert (result.status, result.headers["content-type"]) == (200, "text/html; charset=utf-8")
+    assert "/v2/models/iris/infer" in page, "docs page lists the infer route"
+    assert "<script" not in page and "http://" not in page and "https://" not in page, (
+        "docs page loads nothing"
+    )
+
+
+def test_every_response_carries_a_request_id_and_honours_the_callers(client: AsgiClient) -> None:
+    given = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    generated = client.get("/healthz")
+
+    assert given.headers["x-request-id"] == "abc-123"
+    assert len(generated.headers["x-request-id"]) == 32, "generated request id is a uuid4 hex"

@@ -1,0 +1,86 @@
+"""Interoperability with an existing Open Inference Protocol client: tritonclient's HTTP client."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tritonclient.http as triton
+from model_api.train import CLASS_NAMES
+
+from tests.service.server_process import ServerProcess
+
+ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [5.9, 3.0, 4.2, 1.5], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def triton_client(live_server: ServerProcess) -> triton.InferenceServerClient:
+    client = triton.InferenceServerClient(f"127.0.0.1:{live_server.port}")
+    yield client
+    client.close()
+
+
+def test_server_live_and_ready(triton_client: triton.InferenceServerClient) -> None:
+    expected = (True, True, True)
+
+    assert (
+        triton_client.is_server_live(),
+        triton_client.is_server_ready(),
+        triton_client.is_model_ready("iris"),
+    ) == expected
+
+
+def test_model_metadata(triton_client: triton.InferenceServerClient) -> None:
+    metadata = triton_client.get_model_metadata("iris")
+
+    assert metadata["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}]
+    assert [o["name"] for o in metadata["outputs"]] == ["label", "probabilities"]
+    assert metadata["parameters"]["class_names"] == list(CLASS_NAMES)
+
+
+def test_server_metadata(triton_client: triton.InferenceServerClient) -> None:
+    assert triton_client.get_server_metadata()["name"] == "model-api"
+
+
+@pytest.mark.parametrize("binary_input", [True, False], ids=["binary-in", "json-in"])
+@pytest.mark.parametrize("binary_output", [True, False, None], ids=["binary-out", "json-out", "default-out"])
+def test_infer(
+    triton_client: triton.InferenceServerClient, binary_input: bool, binary_output: bool | None
+) -> None:
+    tensor = triton.InferInput("input", list(ROWS.shape), "FP32")
+    tensor.set_data_from_numpy(ROWS, binary_data=binary_input)
+    outputs = (
+        None
+        if binary_output is None
+        else [
+            triton.InferRequestedOutput(name, binary_data=binary_output)
+            for name in ("label", "probabilities")
+        ]
+    )
+
+    result = triton_client.infer("iris", [tensor], outputs=outputs, request_id="triton-1")
+
+    labels, probabilities = result.as_numpy("label"), result.as_numpy("probabilities")
+    assert labels.tolist() == [0, 1, 2], "label output"
+    assert (probabilities.dtype, probabilities.shape) == (np.float32, (3, 3)), "probabilities output"
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert result.get_response()["id"] == "triton-1"
+
+
+def test_infer_only_the_requested_output(triton_client: triton.InferenceServerClient) -> None:
+    tensor = triton.InferInput("input", [1, 4], "FP64")
+    tensor.set_data_from_numpy(ROWS[:1].astype(np.float64))
+
+    result = triton_client.infer("iris", [tensor], outputs=[triton.InferRequestedOutput("label")])
+
+    assert ([o["name"] for o in result.get_response()["outputs"]], result.as_numpy("label").tolist()) == (
+        ["label"],
+        [0],
+    )
+
+
+def test_unknown_model_is_an_error_for_the_client(triton_client: triton.InferenceServerClient) -> None:
+    tensor = triton.InferInput("input", [1, 4], "FP32")
+    tensor.set_data_from_numpy(ROWS[:1])
+
+    with pytest.raises(triton.InferenceServerException, match="model 'other' not found"):
+        triton_client.infer("other", [tensor])
