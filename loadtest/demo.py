@@ -274,7 +274,12 @@ def run_local_demo(args: argparse.Namespace) -> int:
         run,
         host=pod.url(""),
         scaling=scaling,
-        title=f"make demo: {DEV_VALUES} measured locally, {PROD_VALUES} HPA predicted",
+        text=report.FigureText(
+            title=f"make demo: {DEV_VALUES} measured locally, {PROD_VALUES} HPA predicted",
+            load=f"Measured locally ({DEV_VALUES}): requests/s and p95 latency of each 1 s window",
+            time_axis=f"production time since the load started (s) — the local run's time x{time_scale:g}",
+            rps_legend=f"requests/s (local; production = x{rps_scale:.1f})",
+        ),
         extra_facts={
             "CPU per request (measured)": f"{measured.cpu_ms_per_request:.2f} ms",
             "production scale": f"{rps_scale:.1f}x requests/s, {time_scale:g}x time",
@@ -282,7 +287,6 @@ def run_local_demo(args: argparse.Namespace) -> int:
         },
         notes=notes,
         timeline=on_production_clock(run.timeline, time_scale),
-        load_title=f"Measured locally ({DEV_VALUES}): requests/s and p95 latency, time x{time_scale:g}",
     )
     _write_predicted_csv(files.directory / "predicted-syncs.csv", rows)
     print()

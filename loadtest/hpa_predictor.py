@@ -40,7 +40,7 @@ not-ready pods first, then the most recently ready (the ReplicaSet controller's 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -648,20 +648,26 @@ class _Pod:
     ready_at: float
 
 
-def validate_load(load: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The load curve as (t, rps) floats; a clear error for an empty curve, negative values or unordered t."""
+def validate_load(
+    load: Sequence[tuple[float, float]], row_name: Callable[[int], str] = "load row {}".format
+) -> list[tuple[float, float]]:
+    """The load curve as (t, rps) floats; a clear error for an empty curve, negative values or unordered t.
+
+    `row_name(i)` names row i in messages (the CLI names CSV lines).
+    """
     if not load:
         raise ValueError("the load curve is empty: give at least one (t, rps) row")
     rows = [(float(t), float(rps)) for t, rps in load]
-    for i, (t, rps) in enumerate(rows):
+    for index, (t, rps) in enumerate(rows):
+        i = row_name(index)
         if not (math.isfinite(t) and math.isfinite(rps)):
-            raise ValueError(f"load row {i}: t and rps must be finite numbers, got t={t}, rps={rps}")
+            raise ValueError(f"{i}: t and rps must be finite numbers, got t={t}, rps={rps}")
         if t < 0:
-            raise ValueError(f"load row {i}: t must be >= 0 seconds, got {t}")
+            raise ValueError(f"{i}: t must be >= 0 seconds, got {t}")
         if rps < 0:
-            raise ValueError(f"load row {i}: rps must be >= 0, got {rps}")
-        if i and t <= rows[i - 1][0]:
-            raise ValueError(f"load row {i}: t must increase strictly, got {t} after {rows[i - 1][0]}")
+            raise ValueError(f"{i}: rps must be >= 0, got {rps}")
+        if index and t <= rows[index - 1][0]:
+            raise ValueError(f"{i}: t must increase strictly, got {t} after {rows[index - 1][0]}")
     return rows
 
 

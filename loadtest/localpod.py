@@ -288,6 +288,12 @@ class LocalPod:
             raise LocalPodError("send_signal() before start()")
         self._process.send_signal(signum)
 
+    def kill(self) -> None:
+        """SIGKILL and reap, for callers that tested graceful stop elsewhere and only need it gone."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
     def terminate(self, timeout: float) -> int:
         """SIGTERM (as the kubelet sends after preStop); the exit code. Kill + TimeoutError past `timeout`."""
         if self._process is None:

@@ -226,9 +226,9 @@ def read_load(path: Path) -> list[tuple[float, float]]:
             except (TypeError, ValueError):
                 raise InputError(f"{path} line {line}: t and rps must be numbers, got {record}") from None
     try:
-        return validate_load(rows)
+        return validate_load(rows, row_name=lambda index: f"line {index + 2}")  # line 1 is the header
     except ValueError as exc:
-        raise InputError(f"{path}: {exc} (data row numbers count from 0)") from None
+        raise InputError(f"{path}: {exc}") from None
 
 
 def describe_spec(spec: HpaSpec, values_files: Sequence[str]) -> str:

@@ -25,7 +25,6 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 LOCUST_CPU_WARNING_PERCENT = 90.0
-LOAD_PANEL_TITLE = "Load: requests/s and p95 latency of each 1 s window"
 # The runner's own columns, in this order; anything else (service CPU, watcher fields) follows sorted.
 TIMELINE_COLUMNS = (
     "t",
@@ -41,6 +40,16 @@ TIMELINE_COLUMNS = (
 )
 Row = Mapping[str, Any]
 ENDPOINT_COLUMNS = ("name", "requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms")
+
+
+@dataclass(frozen=True)
+class FigureText:
+    """The figure's words: its title, the load panel's title, the time axis label, the requests/s legend."""
+
+    title: str
+    load: str = "Load: requests/s and p95 latency of each 1 s window"
+    time_axis: str = "time since the load started (s)"
+    rps_legend: str = "requests/s"
 
 
 @dataclass(frozen=True)
@@ -99,17 +108,22 @@ def _first(values: Sequence[float]) -> float | None:
 
 
 def _load_events(timeline: Sequence[Row]) -> tuple[float | None, list[float], float | None]:
-    """(load start, times the user count rose, time the load fell from its peak)."""
-    users = [(float(r["t"]), int(r.get("users") or 0)) for r in timeline]
-    if not users or max(u for _, u in users) == 0:
+    """(load start, times the user count rose, time the load fell from its peak).
+
+    A row samples the interval that ends at its `t`, so a change first seen in a row happened after the
+    previous row's `t`: that is the time reported (0 for the first row).
+    """
+    samples = [(float(r["t"]), int(r.get("users") or 0)) for r in timeline]
+    if not samples or max(u for _, u in samples) == 0:
         return None, [], None
-    start = next(t for t, u in users if u > 0)
-    increases = [t for (_, before), (t, u) in itertools.pairwise(users) if u > before]
+    users = [(since, u) for since, (_, u) in zip([0.0] + [t for t, _ in samples], samples, strict=False)]
+    start = next(since for since, u in users if u > 0)
+    increases = [since for (_, before), (since, u) in itertools.pairwise(users) if u > before and before > 0]
     peak = max(u for _, u in users)
-    peak_at = next(t for t, u in users if u == peak)
-    fell = next((t for t, u in users if t > peak_at and u < peak), None)
+    peak_at = next(since for since, u in users if u == peak)
+    fell = next((since for since, u in users if since > peak_at and u < peak), None)
     if fell is None:  # the run ended at its peak: the load fell when the run stopped
-        fell = users[-1][0] + 1.0
+        fell = samples[-1][0]
     return start, [start, *increases], fell
 
 
@@ -221,9 +235,8 @@ def plot_timeline(
     timeline: Sequence[Row],
     scaling: Scaling | None,
     *,
-    title: str,
+    text: FigureText,
     extra_utilization: Sequence[tuple[str, str]] = (),
-    load_title: str = LOAD_PANEL_TITLE,
 ) -> None:
     """One figure, three panels on one time axis: load + p95; replicas; CPU utilization against the target.
 
@@ -232,16 +245,16 @@ def plot_timeline(
     fig, (load_ax, replica_ax, cpu_ax) = plt.subplots(
         3, 1, figsize=(11, 9.5), sharex=True, gridspec_kw={"height_ratios": [1.2, 1, 1]}
     )
-    fig.suptitle(title, fontsize=13, fontweight="bold")
+    fig.suptitle(text.title, fontsize=13, fontweight="bold")
     ends = [float(timeline[-1]["t"])] if timeline else []
     ends += [scaling.points[-1].t] if scaling and scaling.points else []
     end = max(ends, default=1.0)
     if scaling is not None and scaling.points:  # the HPA holds its last state until the end of the axis
         scaling = replace(scaling, points=[*scaling.points, replace(scaling.points[-1], t=end)])
-    _plot_load(load_ax, timeline, load_title)
+    _plot_load(load_ax, timeline, text)
     _plot_replicas(replica_ax, scaling)
     _plot_utilization(cpu_ax, timeline, scaling, extra_utilization)
-    cpu_ax.set_xlabel("time since the load started (s)")
+    cpu_ax.set_xlabel(text.time_axis)
     cpu_ax.set_xlim(0, end)
     for ax in (load_ax, replica_ax, cpu_ax):
         ax.grid(True, alpha=0.3)
@@ -250,9 +263,9 @@ def plot_timeline(
     plt.close(fig)
 
 
-def _plot_load(ax: Any, timeline: Sequence[Row], title: str) -> None:
-    ax.set_title(f"(a) {title}", loc="left", fontsize=11)
-    ax.plot(*_column(timeline, "rps"), color="tab:blue", lw=1.6, label="requests/s")
+def _plot_load(ax: Any, timeline: Sequence[Row], text: FigureText) -> None:
+    ax.set_title(f"(a) {text.load}", loc="left", fontsize=11)
+    ax.plot(*_column(timeline, "rps"), color="tab:blue", lw=1.6, label=text.rps_legend)
     ax.step(*_column(timeline, "users"), where="post", color="gray", lw=1.2, ls=":", label="users")
     failures_t, failures = _column(timeline, "failures_per_s")
     if any(failures):
@@ -294,7 +307,7 @@ def _plot_replicas(ax: Any, scaling: Scaling | None) -> None:
         if value is not None:
             ax.axhline(value, color="gray", ls=style, lw=1, label=f"{name} = {value}")
     ax.set_ylim(0, max([p.desired for p in scaling.points] + [scaling.max_replicas or 0]) + 1)
-    ax.legend(loc="upper left", fontsize=9)
+    ax.legend(loc="best", fontsize=9)
 
 
 def _plot_utilization(
@@ -320,7 +333,7 @@ def _plot_utilization(
             ax.axhline(target, color="black", ls="--", lw=1.2, label=f"target {target:.0f}%")
     ax.set_ylim(bottom=0)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", fontsize=9)
+        ax.legend(loc="best", fontsize=9)
     else:
         ax.text(0.5, 0.5, "no CPU utilization recorded", transform=ax.transAxes, ha="center", color="gray")
 
@@ -436,14 +449,13 @@ def write_report(
     out_dir: Path,
     timeline: Sequence[Row],
     *,
-    title: str,
+    text: FigureText,
     scaling: Scaling | None = None,
     facts: Mapping[str, Any] | None = None,
     endpoints: Sequence[Row] = (),
     errors: Sequence[Row] = (),
     notes: Sequence[str] = (),
     extra_utilization: Sequence[tuple[str, str]] = (),
-    load_title: str = LOAD_PANEL_TITLE,
 ) -> tuple[ReportFiles, Verdicts]:
     """Write every report file into `out_dir` (created); return their paths and the verdicts."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -463,22 +475,21 @@ def write_report(
         files.figure_png,
         timeline,
         scaling,
-        title=title,
+        text=text,
         extra_utilization=extra_utilization,
-        load_title=load_title,
     )
     write_markdown(
         files.markdown,
         verdicts,
         scaling,
-        title=title,
+        title=text.title,
         facts=facts or {},
         endpoints=endpoints,
         notes=[*notes, *(f"error x{e['occurrences']}: {e['name']}: {e['error']}" for e in errors)],
         figure=files.figure_png.name,
     )
     summary = {
-        "title": title,
+        "title": text.title,
         "facts": dict(facts or {}),
         "verdicts": asdict(verdicts),
         "scaling": None

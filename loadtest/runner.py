@@ -237,7 +237,8 @@ def run_load(
         if runner.shape_greenlet is not None:
             runner.shape_greenlet.join()  # returns when the shape's tick() gives None (users stopped)
         runner.stop()
-        gevent.sleep(cooldown)
+        # One more sample after the users stopped, so the timeline ends with the load's true totals.
+        gevent.sleep(cooldown + recorder.interval)
     finally:
         recorder.stop()
         runner.quit()
@@ -408,25 +409,23 @@ def write_run_report(
     *,
     host: str,
     scaling: report.Scaling | None = None,
-    title: str | None = None,
+    text: report.FigureText | None = None,
     extra_facts: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
     extra_utilization: Sequence[tuple[str, str]] = (),
     timeline: Sequence[Mapping[str, Any]] | None = None,
-    load_title: str = report.LOAD_PANEL_TITLE,
 ) -> tuple[report.ReportFiles, report.Verdicts]:
     """The report of `run`; `timeline` replaces the run's own (e.g. on a stretched clock)."""
     return report.write_report(
         out_dir,
         run.timeline if timeline is None else timeline,
-        title=title or f"Load test: {run.shape['shape']} against {host}",
+        text=text or report.FigureText(f"Load test: {run.shape['shape']} against {host}"),
         scaling=scaling,
         facts={**run_facts(run, host), **(extra_facts or {})},
         endpoints=run.endpoints,
         errors=run.errors,
         notes=[*notes, *(f"sampler error: {e}" for e in run.sampler_errors)],
         extra_utilization=extra_utilization,
-        load_title=load_title,
     )
 
 

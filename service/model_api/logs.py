@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
+import os
 import sys
 import time
+from collections.abc import Callable
 
 import orjson
 
@@ -65,3 +68,51 @@ def configure_logging(level: str, fmt: str) -> None:
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our access log replaces it
+
+
+class AccessLog:
+    """One line per API request, written straight to stderr in the configured format.
+
+    Building a logging.LogRecord, finding the caller and formatting cost about as much as serving a
+    prediction; this writer keeps the same fields (and the same JSON shape as JsonFormatter) for a
+    fraction of that.
+    """
+
+    def __init__(self, fmt: str, write: Callable[[bytes], object] | None = None) -> None:
+        self._json = fmt == "json"
+        self._write = write if write is not None else _write_stderr
+        self._second = -1
+        self._stamp = ""
+
+    def log(self, method: str, path: str, status: int, duration_ms: float, request_id: str) -> None:
+        now = time.time()
+        if int(now) != self._second:  # strftime once per second, milliseconds appended per line
+            self._second = int(now)
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        ts = f"{self._stamp}.{int(now % 1 * 1000):03d}Z"
+        if self._json:
+            entry = {
+                "ts": ts,
+                "level": "info",
+                "logger": ACCESS_LOGGER,
+                "message": f"{method} {path} {status}",
+                "request_id": request_id,
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": duration_ms,
+            }
+            line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
+        else:
+            safe_path = ascii(path)[1:-1]  # no control characters from a client's path in a text log
+            line = (
+                f"{ts} INFO {ACCESS_LOGGER} {method} {safe_path} {status} "
+                f"request_id={request_id} duration_ms={duration_ms}\n"
+            ).encode()
+        self._write(line)
+
+
+def _write_stderr(line: bytes) -> None:
+    # Like logging.Handler.handleError: a lost log line must not fail the request.
+    with contextlib.suppress(OSError):
+        os.write(2, line)  # one syscall; lines are far below PIPE_BUF, so they never interleave

@@ -30,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -44,7 +44,6 @@ LARGE_ROWS = 1_000
 LARGE_REQUESTS = 200
 STARTS = 5
 READY_TIMEOUT_SECONDS = 30
-SERVER_CPU, LOAD_CPU = 0, 1
 ROOT = Path(__file__).resolve().parents[2]
 
 CLASSIFY_PATH = "/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2"
@@ -177,6 +176,11 @@ class Server:
         self.stop()
         raise RuntimeError(f"{self.label} not ready on {self.ready_path} within {READY_TIMEOUT_SECONDS} s")
 
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        times = psutil.Process(self.process.pid).cpu_times()
+        return times.user + times.system
+
     def rss_mib(self) -> float:
         assert self.process is not None
         return psutil.Process(self.process.pid).memory_info().rss / 2**20
@@ -234,6 +238,11 @@ class Load:
     p99_ms: float
     requests: int
     errors: int
+    server_cpu_seconds: float = 0.0  # user + system CPU the server process spent during the run
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.server_cpu_seconds / max(self.requests, 1) * 1e6
 
 
 WRK_SCRIPT = """
@@ -376,6 +385,12 @@ class Results:
         """Median over rounds of rps / the raw app's rps in the same round."""
         return statistics.median(load.rps / raw.rps for load, raw in zip(loads, self.raw, strict=True))
 
+    def cpu_ratio_to_raw(self, loads: list[Load]) -> float:
+        """Median over rounds of the raw app's CPU time per request / this endpoint's: the throughput ratio
+        one saturated core would give, and nearly blind to neighbours taking turns on the CPU."""
+        pairs = zip(loads, self.raw, strict=True)
+        return statistics.median(raw.cpu_us_per_request / load.cpu_us_per_request for load, raw in pairs)
+
     @property
     def errors(self) -> int:
         return sum(load.errors for load in [*self.raw, *self.classify, *self.infer_one])
@@ -414,11 +429,14 @@ def measure(load: LoadGenerator, server_cpu: int | None) -> Results:
         loads: dict[str, list[Load]] = {name: [] for name in targets}
         for round_number in range(1, ROUNDS + 1):
             for name, (server, endpoint) in targets.items():
+                cpu_before = server.cpu_seconds()
                 result = load(server.url(endpoint.path), endpoint.body, MEASURE_SECONDS / ROUNDS, workdir)
+                result = replace(result, server_cpu_seconds=server.cpu_seconds() - cpu_before)
                 loads[name].append(result)
                 _progress(
                     f"round {round_number} {server.label:12} {endpoint.label:22} "
-                    f"{result.rps:9,.0f} req/s  p99 {result.p99_ms:6.2f} ms"
+                    f"{result.rps:9,.0f} req/s  p99 {result.p99_ms:6.2f} ms  "
+                    f"{result.cpu_us_per_request:5.0f} µs CPU/request"
                 )
         sequential_latency_ms(api, infer_large, LARGE_REQUESTS // 10)  # warm-up
         large = sequential_latency_ms(api, infer_large, LARGE_REQUESTS)
@@ -459,14 +477,16 @@ def rows(results: Results) -> list[Row]:
     return [
         Row(
             "GET /api/v01/classify throughput",
-            f"{classify:.2f} x raw ({median_rps(results.classify):,.0f} req/s)",
+            f"{classify:.2f} x raw ({median_rps(results.classify):,.0f} req/s); "
+            f"CPU/request: {results.cpu_ratio_to_raw(results.classify):.2f} x",
             "≥ 0.30 x raw",
             classify / 0.30,
             "MLServer 1.7.1: 0.047 x; FastAPI + sklearn: 0.066 x",
         ),
         Row(
             "POST /v2/models/iris/infer, 1 row, throughput",
-            f"{infer_one:.2f} x raw ({median_rps(results.infer_one):,.0f} req/s)",
+            f"{infer_one:.2f} x raw ({median_rps(results.infer_one):,.0f} req/s); "
+            f"CPU/request: {results.cpu_ratio_to_raw(results.infer_one):.2f} x",
             "≥ 0.25 x raw",
             infer_one / 0.25,
             "—",
@@ -520,11 +540,9 @@ def markdown_table(table: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def environment_line(generator: str, pinned: bool) -> str:
+def environment_line(generator: str, cpus: tuple[int, int] | None) -> str:
     memory = psutil.virtual_memory().total / 2**30
-    pinning = (
-        f"server on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}" if pinned else "not pinned (fewer than 2 CPUs)"
-    )
+    pinning = f"server on CPU {cpus[0]}, load on CPU {cpus[1]}" if cpus else "not pinned (fewer than 2 CPUs)"
     return (
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} CPUs, {memory:.0f} GiB · "
         f"Python {platform.python_version()} · load: {generator}, {CONNECTIONS} connections, "
@@ -549,23 +567,28 @@ def main(argv: list[str] | None = None) -> int:
         serve_raw(args.port)
         return 0
 
-    pinned = len(os.sched_getaffinity(0)) >= 2
-    if pinned:
-        os.sched_setaffinity(0, {LOAD_CPU})  # wrk/locust and the sequential client inherit it
+    cpus = sorted(os.sched_getaffinity(0))
+    pinning = (cpus[0], cpus[1]) if len(cpus) >= 2 else None  # (server CPU, load generator CPU)
+    if pinning:
+        os.sched_setaffinity(0, {pinning[1]})  # wrk/locust and the sequential client inherit it
     if shutil.which("wrk"):
         generator, load = "wrk", wrk_load
     else:
         generator, load = "locust FastHttpUser (wrk not installed: ratios are compressed)", locust_load
-    setup = environment_line(generator, pinned)
+    setup = environment_line(generator, pinning)
     print(f"service bench: {setup}", file=sys.stderr, flush=True)
-    results = measure(load, SERVER_CPU if pinned else None)
+    results = measure(load, pinning[0] if pinning else None)
     table = rows(results)
     print()
     print(f"## Service benchmark ({setup})")
     print()
     print(
         f"Raw ASGI hello-world on the same uvicorn stack: {median_rps(results.raw):,.0f} req/s "
-        f"(median of {ROUNDS} rounds: {', '.join(f'{load.rps:,.0f}' for load in results.raw)})."
+        f"(median of {ROUNDS} rounds: {', '.join(f'{load.rps:,.0f}' for load in results.raw)}), "
+        f"{statistics.median(load.cpu_us_per_request for load in results.raw):.0f} µs of server CPU per "
+        "request. Throughput ratios are medians over interleaved rounds; the CPU/request ratio (the raw "
+        "app's CPU time per request / the endpoint's) is the same comparison made blind to neighbours "
+        "sharing the CPU."
     )
     print()
     print(markdown_table(table))

@@ -10,6 +10,7 @@ import argparse
 import csv
 import itertools
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ from loadtest.hpa_predictor import (
     ScalingRules,
     Tolerances,
     predict,
+    raw_resource_replicas,
     resource_replicas,
     validate_load,
 )
@@ -108,6 +110,55 @@ def test_resource_replicas_unready_and_missing_pods(
 ) -> None:
     actual = resource_replicas(len(samples), samples, target).replicas
     assert actual == expected, f"{case}: desired replicas"
+
+
+def one_core_pods(ready: list[int], unready: Sequence[int | None] = ()) -> list[PodSample]:
+    """Pods requesting 1 CPU: ready ones at these millicores, then unready ones (None: pending, no sample)."""
+    return [PodSample(f"ready-{i}", 1000, m) for i, m in enumerate(ready)] + [
+        PodSample(f"unready-{i}", 1000, m, unready=True) for i, m in enumerate(unready)
+    ]
+
+
+# Cases of the controller's own replica_calculator_test.go (TestReplicaCalc...), requests of 1 CPU per pod.
+@pytest.mark.parametrize(
+    ("case", "current", "samples", "target", "expected_replicas", "expected_utilization"),
+    [
+        ("ScaleUp", 3, one_core_pods([300, 500, 700]), 30, 5, 50),
+        ("ScaleUpUnreadyLessScale", 3, one_core_pods([500, 700], [300]), 30, 4, 60),
+        ("ScaleUpUnreadyNoScale", 3, one_core_pods([400], [500, 700]), 30, 3, 40),
+        ("ScaleDown", 5, one_core_pods([100, 300, 500, 250, 250]), 50, 3, 28),
+        ("ScaleDownExcludeUnreadyPods", 5, one_core_pods([100, 300, 500], [250, 250]), 50, 2, 30),
+        ("ScaleDownExcludeUnscheduledPods", 5, one_core_pods([100], [None, None, None, None]), 50, 1, 10),
+    ],
+)
+def test_controller_unit_cases(
+    case: str,
+    current: int,
+    samples: list[PodSample],
+    target: int,
+    expected_replicas: int,
+    expected_utilization: int,
+) -> None:
+    proposal = resource_replicas(current, samples, target)
+    actual = (proposal.replicas, proposal.utilization)
+    assert actual == (expected_replicas, expected_utilization), f"{case}: (replicas, utilization)"
+
+
+@pytest.mark.parametrize(
+    ("case", "current", "levels", "target", "expected"),
+    [
+        ("ScaleUpCM", 3, [20000, 10000, 30000], 15000, 4),
+        ("ScaleDownCM", 5, [12000] * 5, 20000, 3),
+        # readiness is ignored for non-CPU metrics: all three pods count (ScaleUpCMUnreadyHotCpuNoLessScale)
+        ("ScaleUpCMUnreadyHotCpuNoLessScale", 3, [50000, 10000, 30000], 15000, 6),
+    ],
+)
+def test_controller_unit_cases_average_value(
+    case: str, current: int, levels: list[int], target: int, expected: int
+) -> None:
+    samples = [PodSample(f"pod-{i}", 0, level) for i, level in enumerate(levels)]
+    actual = raw_resource_replicas(current, samples, target).replicas
+    assert actual == expected, f"{case}: replicas"
 
 
 def test_resource_replicas_reports_utilization_of_ready_pods_only() -> None:

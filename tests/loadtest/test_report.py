@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.report import Scaling, ScalingPoint, compute_verdicts, write_report
+from loadtest.report import FigureText, Scaling, ScalingPoint, compute_verdicts, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def users_at(t: int) -> int:
-    """2 users, +2 at t=10, +4 at t=20, load stops at t=40; the run records until t=99."""
+    """2 users from t=0, +2 at t=10, +4 at t=20, load stops at t=40; the run records until t=100."""
     if t >= 40:
         return 0
     return 2 if t < 10 else 4 if t < 20 else 8
@@ -27,14 +27,14 @@ HOT_LOCUST_SECONDS = (30, 31)
 
 def synthetic_timeline() -> list[dict[str, float]]:
     rows, requests, failures = [], 0, 0
-    for t in range(100):
-        rps = users_at(t)
+    for t in range(1, 101):  # like the runner's rows: row t covers the second (t-1, t]
+        rps = users_at(t - 1)
         requests += rps
         failures += FAILING_SECONDS.get(t, 0)
         rows.append(
             {
                 "t": float(t),
-                "users": users_at(t),
+                "users": users_at(t - 1),
                 "rps": float(rps),
                 "failures_per_s": float(FAILING_SECONDS.get(t, 0)),
                 "p50_ms": 5.0,
@@ -43,7 +43,7 @@ def synthetic_timeline() -> list[dict[str, float]]:
                 "requests": requests,
                 "failures": failures,
                 "locust_cpu_percent": 95.0 if t in HOT_LOCUST_SECONDS else 20.0,
-                "service_cpu_percent": 10.0 * users_at(t),
+                "service_cpu_percent": 10.0 * rps,
             }
         )
     return rows
@@ -119,7 +119,7 @@ def test_a_run_that_never_scales_reports_none() -> None:
 
 def test_a_run_ending_at_its_peak_falls_when_it_stops() -> None:
     rising = [row for row in synthetic_timeline() if row["t"] < 30]
-    expected = 30.0  # the last row is t=29; the load stops with the run
+    expected = 29.0  # the last row is t=29: the load stops with the run
     assert compute_verdicts(rising, None).load_fell_s == expected, (
         "Verdicts.load_fell_s of a run ending at its peak"
     )
@@ -142,7 +142,7 @@ def test_every_report_file_is_written(tmp_path: Path, scaling: Scaling | None) -
     files, _ = write_report(
         tmp_path / "run",
         timeline,
-        title="synthetic run",
+        text=FigureText("synthetic run"),
         scaling=scaling,
         facts={"host": "http://127.0.0.1:1"},
         endpoints=endpoints,
