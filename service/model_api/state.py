@@ -62,7 +62,7 @@ class ServiceState:
         if len(batch) <= INLINE_PREDICT_ROWS:
             prediction = model.predict(batch)
         else:
-            prediction = await asyncio.get_running_loop().run_in_executor(self.executor, model.predict, batch)
+            prediction = await self.run_in_worker(model.predict, batch)
         assert self._predictions is not None
         self._predictions.add(prediction.labels)
         return prediction

@@ -215,11 +215,12 @@ class Server:
             self.stop()
 
 
-def model_api_server(cpu: int | None) -> Server:
+def model_api_server(cpu: int | None, settings: dict[str, str]) -> Server:
     script = Path(sys.executable).parent / "model-api"
     command = [str(script) if script.exists() else "model-api", "serve", "--host", "127.0.0.1"]
-    # Deployed defaults (log level info, JSON access log) except the port: the service as the chart runs it.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_API_")}
+    # Deployed defaults (log level info, JSON access log) unless --set says otherwise: the caller's own
+    # MODEL_API_* variables are not inherited, so a stray export cannot skew the figures.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_API_")} | settings
     return Server("model-api", command, env, READY_PATH, cpu)
 
 
@@ -404,7 +405,7 @@ def median_p99(loads: list[Load]) -> float:
     return statistics.median(load.p99_ms for load in loads)
 
 
-def measure(load: LoadGenerator, server_cpu: int | None) -> Results:
+def measure(load: LoadGenerator, server_cpu: int | None, settings: dict[str, str]) -> Results:
     hello = Endpoint("GET /", "/")
     classify = Endpoint("GET classify", CLASSIFY_PATH)
     infer_one = Endpoint("POST V2 infer, 1 row", INFER_PATH, infer_body(ONE_ROW))
@@ -415,7 +416,7 @@ def measure(load: LoadGenerator, server_cpu: int | None) -> Results:
     with (
         tempfile.TemporaryDirectory(prefix="service-bench-") as tmp,
         raw_server(server_cpu).running() as raw,
-        model_api_server(server_cpu).running() as api,
+        model_api_server(server_cpu, settings).running() as api,
     ):
         workdir = Path(tmp)
         check_answers(raw, [hello])
@@ -444,7 +445,7 @@ def measure(load: LoadGenerator, server_cpu: int | None) -> Results:
         rss = api.rss_mib()
     ready = []
     for _ in range(STARTS):
-        server = model_api_server(server_cpu)
+        server = model_api_server(server_cpu, settings)
         ready.append(server.start())
         server.stop()
     _progress(f"start to {READY_PATH}: {', '.join(f'{s:.2f}' for s in ready)} s")
@@ -555,6 +556,13 @@ def _progress(message: str) -> None:
     print(f"  {message}", file=sys.stderr, flush=True)
 
 
+def _setting(item: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name.startswith("MODEL_API_"):
+        parser.error(f"--set {item!r}: expected MODEL_API_<NAME>=<value>")
+    return name, value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -562,7 +570,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-raw", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--host", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODEL_API_X=VALUE",
+        help="a service setting for this run (repeatable), e.g. --set MODEL_API_LOG_LEVEL=warning",
+    )
     args = parser.parse_args(argv)
+    settings = dict(_setting(item, parser) for item in args.set)
     if args.serve_raw:
         serve_raw(args.port)
         return 0
@@ -577,10 +593,13 @@ def main(argv: list[str] | None = None) -> int:
         generator, load = "locust FastHttpUser (wrk not installed: ratios are compressed)", locust_load
     setup = environment_line(generator, pinning)
     print(f"service bench: {setup}", file=sys.stderr, flush=True)
-    results = measure(load, pinning[0] if pinning else None)
+    results = measure(load, pinning[0] if pinning else None, settings)
     table = rows(results)
     print()
     print(f"## Service benchmark ({setup})")
+    if settings:
+        print()
+        print("Service settings changed for this run: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     print()
     print(
         f"Raw ASGI hello-world on the same uvicorn stack: {median_rps(results.raw):,.0f} req/s "

@@ -10,10 +10,12 @@ import pytest
 # and patching after pytest's plugins imported ssl breaks (RecursionError). Load runs happen in subprocesses.
 os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")
 
-from loadtest.shapes import SHAPES, RampShape, ShapeParameterError, SoakShape, SpikeShape, StepShape  # noqa: E402
+from loadtest.shapes import SHAPES, RampShape, ShapeParameterError, SoakShape, SpikeShape, StepShape
 
 
-def tick_at(shape: StepShape | RampShape | SpikeShape | SoakShape, seconds: float) -> tuple[int, float] | None:
+def tick_at(
+    shape: StepShape | RampShape | SpikeShape | SoakShape, seconds: float
+) -> tuple[int, float] | None:
     shape.get_run_time = lambda: seconds  # type: ignore[method-assign]  # a fixed clock instead of perf_counter
     return shape.tick()
 
@@ -45,7 +47,9 @@ def test_users_over_time(shape: StepShape, seconds: float, users: int) -> None:
 def test_every_shape_ends_at_its_duration(name: str) -> None:
     shape = SHAPES[name]()
     assert tick_at(shape, shape.duration - 0.01) is not None, f"{name}: tick() just before duration"
-    assert tick_at(shape, shape.duration) is None, f"{name}: tick() at duration={shape.duration} must end the test"
+    assert tick_at(shape, shape.duration) is None, (
+        f"{name}: tick() at duration={shape.duration} must end the test"
+    )
 
 
 def test_environment_sets_parameters_and_options_win() -> None:

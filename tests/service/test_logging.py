@@ -1,4 +1,4 @@
-"""Logs: JSON lines with the request id; access log for API routes only; the formatter itself."""
+"""Logs: JSON lines with the request id; access log for API routes only; the formatters themselves."""
 
 from __future__ import annotations
 
@@ -7,21 +7,44 @@ import logging
 
 import orjson
 import pytest
-from model_api.logs import ACCESS_LOGGER, JsonFormatter, TextFormatter, request_id_var
+from model_api.logs import ACCESS_LOGGER, AccessLog, JsonFormatter, TextFormatter, request_id_var
 
 from tests.service.asgi_client import AsgiClient
 
 
-def test_access_log_has_the_request_id_and_skips_probes(
-    client: AsgiClient, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
-        client.get("/healthz", headers={"X-Request-ID": "probe-1"})
-        client.get("/metrics")
-        client.get("/api/v0/pi?ndigits=2", headers={"X-Request-ID": "pi-1"})
+@pytest.fixture
+def access_lines(client: AsgiClient) -> list[bytes]:
+    lines: list[bytes] = []
+    client.app.access_log = AccessLog("json", lines.append)
+    return lines
 
-    access = [r for r in caplog.records if r.name == ACCESS_LOGGER]
-    assert [(r.path, r.status, r.method) for r in access] == [("/api/v0/pi", 200, "GET")]
+
+def test_access_log_has_the_request_id_and_skips_probes(
+    client: AsgiClient, access_lines: list[bytes]
+) -> None:
+    client.get("/healthz", headers={"X-Request-ID": "probe-1"})
+    client.get("/readyz")
+    client.get("/metrics")
+    client.get("/api/v0/pi?ndigits=2", headers={"X-Request-ID": "pi-1"})
+
+    entries = [orjson.loads(line) for line in access_lines]
+    assert [{k: e[k] for k in ("logger", "method", "path", "status", "request_id")} for e in entries] == [
+        {"logger": ACCESS_LOGGER, "method": "GET", "path": "/api/v0/pi", "status": 200, "request_id": "pi-1"}
+    ]
+    assert entries[0]["duration_ms"] >= 0 and entries[0]["ts"].endswith("Z"), entries[0]
+
+
+def test_text_access_log_escapes_control_characters_in_the_path() -> None:
+    lines: list[bytes] = []
+
+    AccessLog("text", lines.append).log("GET", "/a\nb\x1b", 404, 0.1, "rid-1")
+
+    assert lines[0].count(b"\n") == 1 and lines[0].endswith(b"duration_ms=0.1\n"), lines[0]
+    assert b"/a\\nb\\x1b 404 request_id=rid-1" in lines[0], lines[0]
+
+
+def test_access_log_is_off_above_info_level(make_app) -> None:
+    assert make_app(log_level="warning").access_log is None
 
 
 def test_an_unusable_incoming_request_id_is_replaced(client: AsgiClient) -> None:

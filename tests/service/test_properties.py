@@ -25,7 +25,8 @@ tensor_like = st.fixed_dictionaries(
     {
         "name": st.sampled_from(["input", "x"]),
         "shape": st.lists(st.integers(-2, 6), max_size=3),
-        "datatype": st.sampled_from(["FP32", "FP64", "INT8", "UINT8", "INT64", "BYTES", "FP16"]) | json_values,
+        "datatype": st.sampled_from(["FP32", "FP64", "INT8", "UINT8", "INT64", "BYTES", "FP16"])
+        | json_values,
         "data": json_values,
     }
 )

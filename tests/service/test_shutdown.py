@@ -18,12 +18,12 @@ SLOW_NDIGITS = 200_000  # about a second of CPU here: long enough to still be ru
 CLASSIFY = "/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2"
 
 
-def start_slow_request(server: ServerProcess) -> tuple[threading.Thread, dict]:
+def start_slow_request(server: ServerProcess, ndigits: int = SLOW_NDIGITS) -> tuple[threading.Thread, dict]:
     outcome: dict = {}
 
     def call() -> None:
         try:
-            outcome["response"] = server.get(f"/api/v0/pi?ndigits={SLOW_NDIGITS}", timeout=120)
+            outcome["response"] = server.get(f"/api/v0/pi?ndigits={ndigits}", timeout=120)
         except OSError as error:
             outcome["error"] = error
 
@@ -83,3 +83,20 @@ def test_idle_server_exits_0_promptly_on_sigterm(start_server: Callable[..., Ser
     server.wait_until("/readyz", 200)
 
     assert server.terminate(timeout=10) == 0, server.log()
+
+
+def test_shutdown_timeout_bounds_the_wait_for_in_flight_requests(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(
+        MODEL_API_MAX_NDIGITS=str(SLOW_NDIGITS * 4), MODEL_API_SHUTDOWN_TIMEOUT_SECONDS="0.2"
+    )
+    server.wait_until("/readyz", 200)
+    thread, outcome = start_slow_request(server, ndigits=SLOW_NDIGITS * 4)
+
+    exit_code = server.terminate(timeout=60)
+    thread.join(60)
+
+    assert exit_code == 0, server.log()
+    assert "response" not in outcome, f"the request outlived the shutdown timeout: {outcome}"
+    assert "exiting with 1 worker task(s) still running" in server.log()

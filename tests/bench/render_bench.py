@@ -1,0 +1,94 @@
+"""Benchmark: render + strict Kubernetes schema validation of the whole release, in-process, uncached.
+
+    python -m tests.bench.render_bench [--values-set prod] [--iterations 50]
+
+Prints median and p90 per release, the object count, and ratios to the 10 ms goal and to the anchors
+(apache/airflow's helm-tests spend ~290 ms per test calling the helm CLI; helm-unittest ~8 ms per test
+without any Kubernetes schema check), plus kubernetes_validate.validate measured in the same run. Never
+a timed test: the numbers are printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import kubernetes_validate
+
+from loadtest import release
+from tests.chart import helpers, kube_schema
+
+GOAL_MS = 10.0
+AIRFLOW_HELM_CLI_MS = 290.0
+HELM_UNITTEST_MS = 8.0
+
+
+def timed_ms(action: Callable[[], object], iterations: int) -> list[float]:
+    samples = []
+    for _ in range(iterations):
+        began = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--values-set", default="prod", choices=sorted(helpers.VALUE_SETS))
+    parser.add_argument("--iterations", type=int, default=50)
+    args = parser.parse_args(argv)
+    if args.iterations < 1:
+        parser.error("--iterations must be at least 1")
+
+    files = helpers.VALUE_SETS[args.values_set]
+    values = helpers.values_for(files)
+    minors = kube_schema.chart_minors(helpers.CHART_DIR)
+    first = timed_ms(lambda: helpers.render_uncached(files=files), 1)[0]  # loads schemas, compiles validators
+    objects = [obj for _, obj in helpers.render_uncached(files=files)]
+
+    render_and_validate = timed_ms(lambda: helpers.render_uncached(files=files), args.iterations)
+    render_only = timed_ms(lambda: release.render(values), args.iterations)
+    validate_only = timed_ms(lambda: kube_schema.validate(objects, minors), args.iterations)
+    # The library call this replaces: it reloads the schema files for every object (one minor only).
+    library = timed_ms(
+        lambda: [
+            kubernetes_validate.validate(o, minors[-1], strict=True)
+            for o in objects
+            if o["kind"] != "ServiceMonitor"
+        ],
+        3,
+    )
+
+    median = statistics.median(render_and_validate)
+    rows = [
+        ("render + strict validation (all minors)", render_and_validate),
+        ("  of which Helm render + parse", render_only),
+        (f"  of which validation, {len(minors)} minors {minors[0]}..{minors[-1]}", validate_only),
+        (f"kubernetes_validate.validate, 1 minor ({len(objects) - 1} objects)", library),
+    ]
+    print(f"values set {args.values_set!r}: {len(objects)} objects, {args.iterations} iterations; first render "
+          f"(schema load + validator compile) {first:.1f} ms")  # fmt: skip
+    print(f"{'measure':<58} {'median ms':>10} {'p90 ms':>9}")
+    for name, samples in rows:
+        print(f"{name:<58} {statistics.median(samples):>10.2f} {percentile(samples, 0.9):>9.2f}")
+    print()
+    print(f"{'ratio of the median release render + validation':<58} {'ratio':>10}")
+    for name, anchor in [
+        ("to the 10 ms goal (below 1.0 meets it)", GOAL_MS),
+        ("to airflow helm-tests, ~290 ms per helm CLI test", AIRFLOW_HELM_CLI_MS),
+        ("to helm-unittest, ~8 ms per test, no schema check", HELM_UNITTEST_MS),
+        ("to kubernetes_validate.validate of the same objects", statistics.median(library)),
+    ]:
+        print(f"{name:<58} {median / anchor:>10.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

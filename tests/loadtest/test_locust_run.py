@@ -1,0 +1,251 @@
+"""Headless locust runs (`python -m loadtest run`, seconds long, loopback only) and the locustfile's checks.
+
+The runs happen in subprocesses: locust gevent-patches the process that imports it, which must not be
+pytest's. One run goes against the real service on a free port (no failures, sane statistics, every user
+class exercised); one against a stub that answers a wrong species, which must count as failures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")  # only the check functions are used in this process
+
+from loadtest.locustfile import KNOWN_ROWS, SPECIES, check_pi, check_species, check_v2_infer
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_API = ROOT / ".venv" / "bin" / "model-api"
+RUN_TIMEOUT_S = 90  # a hung run fails the test instead of hanging the suite
+ENDPOINTS = {
+    "/api/v01/classify",
+    "/v2/models/iris/infer [1 row]",
+    "/v2/models/iris/infer [batch]",
+    "/api/v0/pi",
+}
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"model-api serve exited with {process.returncode} before {url} answered")
+        with (
+            contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
+            urllib.request.urlopen(url, timeout=1) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def service_url() -> Iterator[str]:
+    """The real service, one process on a free loopback port."""
+    port = free_port()
+    env = {**os.environ, "MODEL_API_LOG_LEVEL": "warning", "MODEL_API_API_KEY": ""}
+    process = subprocess.Popen(
+        [str(MODEL_API), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_loadtest(
+    host: str, out: Path, *options: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], list]:
+    """`python -m loadtest run` in a subprocess; its exit, summary.json and timeline.csv."""
+    env = {
+        k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"
+    }  # the run needs gevent's patch
+    env["MODEL_API_API_KEY"] = ""
+    command = [sys.executable, "-m", "loadtest", "run", "--host", host, "--out", str(out), *options]
+    finished = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
+    reports = sorted(out.iterdir()) if out.exists() else []
+    assert len(reports) == 1, f"expected one report directory in {out}; stderr:\n{finished.stderr[-3000:]}"
+    summary = json.loads((reports[0] / "summary.json").read_text())
+    with (reports[0] / "timeline.csv").open() as handle:
+        timeline = list(csv.DictReader(handle))
+    return finished, summary, timeline
+
+
+@pytest.mark.slow
+def test_headless_run_against_the_service(service_url: str, tmp_path: Path) -> None:
+    # 3 users for 3 user classes of equal weight: each class runs from the first second.
+    finished, summary, timeline = run_loadtest(
+        service_url,
+        tmp_path,
+        *("--shape", "step", "--step-users", "3", "--step-seconds", "5", "--steps", "2", "--duration", "10"),
+        *("--user-rps", "4", "--pi-ndigits", "2000", "--batch-rows", "8"),
+    )
+    assert finished.returncode == 0, f"loadtest run exit {finished.returncode}:\n{finished.stderr[-3000:]}"
+    endpoints = {e["name"]: e for e in summary["endpoints"]}
+    assert set(endpoints) == ENDPOINTS, "summary.json endpoints: every user class and task must have run"
+    failures = {name: e["failures"] for name, e in endpoints.items()}
+    assert failures == dict.fromkeys(ENDPOINTS, 0), f"failures by endpoint; errors: {summary['errors']}"
+    for name, e in endpoints.items():
+        assert e["requests"] > 0 and e["rps"] > 0, f"endpoint {name}: requests/rps"
+        assert e["p50_ms"] <= e["p95_ms"] <= e["p99_ms"], f"endpoint {name}: p50 <= p95 <= p99"
+    loaded = [row for row in timeline if float(row["rps"]) > 0]
+    assert len(loaded) >= 5, "timeline.csv: seconds with requests"
+    for row in loaded:
+        p50, p95, p99 = (float(row[c]) for c in ("p50_ms", "p95_ms", "p99_ms"))
+        assert p50 <= p95 <= p99, f"timeline.csv t={row['t']}: window p50 <= p95 <= p99"
+    assert max(int(row["users"]) for row in timeline) == 6, "timeline.csv users: two steps of 3"
+    expected_requests = sum(e["requests"] for e in endpoints.values())
+    assert summary["verdicts"]["requests"] == expected_requests, "summary.json verdicts.requests vs endpoints"
+
+
+class WrongSpeciesHandler(BaseHTTPRequestHandler):
+    """Answers every classify request with a real but wrong species (the next class of the known row)."""
+
+    def do_GET(self) -> None:
+        query = {key: float(values[0]) for key, values in parse_qs(urlparse(self.path).query).items()}
+        features = (query["sl"], query["sw"], query["pl"], query["pw"])
+        species = next(label for row, label in KNOWN_ROWS if row == features)
+        body = json.dumps({"species": SPECIES[(species + 1) % len(SPECIES)]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+        pass
+
+
+@pytest.fixture
+def wrong_species_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), WrongSpeciesHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.slow
+def test_a_wrong_species_is_a_failure(wrong_species_url: str, tmp_path: Path) -> None:
+    finished, summary, _ = run_loadtest(
+        wrong_species_url,
+        tmp_path,
+        "--user",
+        "classify",
+        "--shape",
+        "soak",
+        "--users",
+        "1",
+        "--duration",
+        "3",
+    )
+    classify = next(e for e in summary["endpoints"] if e["name"] == "/api/v01/classify")
+    assert classify["requests"] > 0, "the stub received no request"
+    assert classify["failures"] == classify["requests"], "every wrong species must count as a failure"
+    assert finished.returncode == 1, "a run with failures must exit 1"
+    assert any("expected species" in e["error"] for e in summary["errors"]), f"errors: {summary['errors']}"
+
+
+# ---- the checks themselves, on hand-made bodies ----
+
+SETOSA_ROW_PROBABILITIES = [0.98, 0.02, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"species": "Iris setosa"}, None),
+        ({"species": "Iris virginica"}, "expected species 'Iris setosa'"),
+        ({"error": "bad"}, "got None"),
+        ([], "got None"),
+    ],
+)
+def test_check_species(body: Any, problem: str | None) -> None:
+    actual = check_species(body, 0)
+    assert (actual is None) == (problem is None) and (problem is None or problem in actual), (
+        f"check_species: {actual}"
+    )
+
+
+def v2_body(labels: list[int], probabilities: list[float], rows: int) -> dict[str, Any]:
+    return {
+        "outputs": [
+            {"name": "label", "datatype": "INT64", "shape": [rows], "data": labels},
+            {"name": "probabilities", "datatype": "FP32", "shape": [rows, 3], "data": probabilities},
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (v2_body([0], SETOSA_ROW_PROBABILITIES, 1), None),
+        (v2_body([1], SETOSA_ROW_PROBABILITIES, 1), "labels [1] != expected [0]"),
+        (v2_body([0], [0.5, 0.2, 0.2], 1), "is not a distribution"),
+        (v2_body([0], [0.1, 0.9, 0.0], 1), "disagree with label 0"),
+        (v2_body([0, 0], SETOSA_ROW_PROBABILITIES * 2, 2), "expected [1] / [1, 3]"),
+        ({"outputs": [{"name": "output_label"}]}, "outputs 'label' and 'probabilities' expected"),
+        ({"error": "no model"}, "no 'outputs' list"),
+    ],
+)
+def test_check_v2_infer(body: Any, problem: str | None) -> None:
+    actual = check_v2_infer(body, [0])
+    assert (actual is None) == (problem is None) and (problem is None or problem in actual), (
+        f"check_v2_infer: {actual}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "ndigits", "problem"),
+    [
+        ({"ndigits": 10, "pi": "3.1415926535"}, 10, None),
+        ({"ndigits": 0, "pi": "3"}, 0, None),
+        ({"ndigits": 10, "pi": "3.1415926536"}, 10, None),  # beyond the checked prefix only the length counts
+        ({"ndigits": 10, "pi": "3.141592653"}, 10, "(11 chars)"),
+        ({"ndigits": 10, "pi": "3.2415926535"}, 10, "expected 3.14159"),
+        ({"ndigits": 9, "pi": "3.1415926535"}, 10, "'ndigits' is 9"),
+        ({"digits": "3.14"}, 2, "no 'pi' string"),
+    ],
+)
+def test_check_pi(body: Any, ndigits: int, problem: str | None) -> None:
+    actual = check_pi(body, ndigits)
+    assert (actual is None) == (problem is None) and (problem is None or problem in actual), (
+        f"check_pi: {actual}"
+    )
