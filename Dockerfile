@@ -27,8 +27,9 @@ RUN python -m venv /opt/venv \
 # so no training-only package reaches the image.
 RUN python -m venv /opt/train \
     && /opt/train/bin/pip install --no-cache-dir -c service/constraints.txt '.[train]'
-RUN /opt/train/bin/model-api train \
-    --out "$(/opt/venv/bin/python -c 'from model_api.settings import DEFAULT_MODEL_PATH; print(DEFAULT_MODEL_PATH)')"
+# The output path is asked of the installed package itself, so it is exactly where the service looks by default.
+RUN out="$(/opt/venv/bin/python -c 'from model_api.settings import DEFAULT_MODEL_PATH; print(DEFAULT_MODEL_PATH)')" \
+    && /opt/train/bin/model-api train --out "$out"
 
 # The root filesystem is read-only at run time, so Python can never cache bytecode there: compile it now.
 # unchecked-hash .pyc files stay valid whatever mtimes COPY gives the sources.

@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import helm_python
+import psutil
 
-from loadtest import release, report, runner
-from loadtest.hpa_predictor import HpaSpec, SyncRow, predict
-from loadtest.localpod import LocalPod
+from loadtest import cluster, release, report, runner
+from loadtest.hpa_predictor import HpaSpec, HpaSpecError, SyncRow, predict
+from loadtest.localpod import LocalPod, LocalPodError
 from loadtest.shapes import StepShape
 
 DEV_VALUES = "values-dev.yaml"
@@ -46,6 +48,7 @@ IDLE_SECONDS = 3.0  # the service's CPU use with no requests, measured before th
 DEFAULT_TIME_SCALE = 4.0
 READY_TIMEOUT_S = 60.0
 TAIL_AFTER_BASELINE_S = 60.0  # predicted time kept on the plot once the HPA is back to minReplicas
+POD_START_ALLOWANCE_S = 5.0  # scheduling and container creation, which a local process does not show
 
 
 class DemoError(RuntimeError):
@@ -113,7 +116,7 @@ def measure_local(pod: LocalPod, args: argparse.Namespace) -> tuple[runner.LoadR
         idle_start = cpu.cpu_seconds()
         gevent.sleep(IDLE_SECONDS)
         idle_millicores = 1000.0 * (cpu.cpu_seconds() - idle_start) / IDLE_SECONDS
-        shape = StepShape(**{**DEMO_SHAPE, "duration": args.duration})
+        shape = demo_shape(args)
         users = runner.configured_users(
             DEMO_USERS,
             user_rps=DEMO_USER_RPS,
@@ -124,9 +127,11 @@ def measure_local(pod: LocalPod, args: argparse.Namespace) -> tuple[runner.LoadR
         load_start = cpu.cpu_seconds()
         started = time.monotonic()
         run = runner.run_load(pod.url(""), shape, users, samplers=[cpu], progress=runner.console_progress())
-        busy_seconds = (
-            cpu.cpu_seconds() - load_start - idle_millicores / 1000.0 * (time.monotonic() - started)
-        )
+        try:
+            used = cpu.cpu_seconds() - load_start
+        except psutil.NoSuchProcess:
+            raise DemoError(f"the service process exited during the load:\n{pod.output()[-3000:]}") from None
+        busy_seconds = used - idle_millicores / 1000.0 * (time.monotonic() - started)
     if run.requests == 0:
         raise DemoError("the load test made no request: see the errors above")
     return run, Measured(
@@ -163,6 +168,10 @@ def rps_scale_for(spec: HpaSpec, peak: float, cpu_ms_per_request: float, peak_po
         raise DemoError(
             f"--prod-peak-pods {peak_pods} must lie above minReplicas {spec.min_replicas} "
             f"and at most maxReplicas {spec.max_replicas}"
+        )
+    if peak <= 0 or cpu_ms_per_request <= 0:
+        raise DemoError(
+            f"nothing to scale: peak {peak} requests/s at {cpu_ms_per_request} ms of CPU per request"
         )
     per_pod_millicores = cpu_request_milli(spec) * spec.cpu_target / 100.0
     return (peak_pods - 0.5) * per_pod_millicores / (peak * cpu_ms_per_request)
@@ -207,35 +216,49 @@ def readiness_period(objects: Sequence[release.Manifest]) -> float:
     return float((release.main_container(objects).get("readinessProbe") or {}).get("periodSeconds", 10))
 
 
-def run_local_demo(args: argparse.Namespace) -> int:
-    out_dir = runner.report_dir(args.out)
-    print(f"1/5 render {DEV_VALUES} and validate every object")
-    dev, floor = render_validated(DEV_VALUES)
-    print(f"   {len(dev)} objects valid (strict schema, Kubernetes {floor}, the chart's kubeVersion floor)")
-    rendered_port = LocalPod.from_release(dev).port
-    port = port_or_free(rendered_port)
-    pod = LocalPod.from_release(dev, port=None if port == rendered_port else port)
-    moved = "" if port == rendered_port else f" (rendered port {rendered_port} is busy here)"
-    print(f"2/5 start the service as the rendered pod would: {' '.join(pod.command)} on port {port}{moved}")
-    run, measured = measure_local(pod, args)
-    print(
-        f"4/5 service CPU: {measured.cpu_ms_per_request:.2f} ms per request "
-        f"over {measured.requests} requests "
-        f"(idle {measured.idle_millicores:.0f} millicores, subtracted)"
-    )
+def demo_shape(args: argparse.Namespace) -> StepShape:
+    """The demo's step load, `--duration` long; DemoError for an option out of range, before anything runs."""
+    for option, value in (("--time-scale", args.time_scale), ("--ready-delay", args.ready_delay)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise DemoError(f"{option} {value} must be a finite number > 0")
+    if not (math.isfinite(args.cooldown) and args.cooldown >= 0):
+        raise DemoError(f"--cooldown {args.cooldown} must be a finite number of seconds >= 0")
+    try:
+        return StepShape(**{**DEMO_SHAPE, "duration": args.duration})
+    except ValueError as exc:
+        raise DemoError(f"--duration: {exc}") from None
 
-    prod, _ = render_validated(PROD_VALUES)
+
+@dataclass(frozen=True)
+class Prediction:
+    """The values-prod.yaml HPA's predicted answer to the measured load, and how the load was scaled."""
+
+    spec: HpaSpec
+    peak_rps: float
+    peak_pods: int
+    rps_scale: float
+    time_scale: float
+    ready_delay: float
+    rows: list[SyncRow]
+
+    @property
+    def scaling(self) -> report.Scaling:
+        return predicted_scaling(
+            self.rows, self.spec, f"{PROD_VALUES}, predicted at {self.rps_scale:.1f}x the local traffic"
+        )
+
+
+def predict_production(
+    run: runner.LoadRun, measured: Measured, prod: Sequence[release.Manifest], args: argparse.Namespace
+) -> Prediction:
     spec = HpaSpec.from_release(prod)
     peak_pods = args.prod_peak_pods or max(spec.min_replicas + 2, round(0.8 * spec.max_replicas))
     peak = peak_rps(run.timeline)
     rps_scale = rps_scale_for(spec, peak, measured.cpu_ms_per_request, peak_pods)
-    time_scale = args.time_scale
     ready_delay = args.ready_delay
-    if (
-        ready_delay is None
-    ):  # local start-to-ready plus one readiness period (the kubelet probes periodically)
-        ready_delay = math.ceil(measured.ready_seconds) + readiness_period(prod)
-    load = production_load(run.timeline, rps_scale, time_scale)
+    if ready_delay is None:  # local start-to-ready, one readiness period (the kubelet probes periodically)
+        ready_delay = math.ceil(measured.ready_seconds) + readiness_period(prod) + POD_START_ALLOWANCE_S
+    load = production_load(run.timeline, rps_scale, args.time_scale)
     rows = predict(
         spec,
         load,
@@ -243,55 +266,93 @@ def run_local_demo(args: argparse.Namespace) -> int:
         ready_delay=ready_delay,
         idle_millicores=measured.idle_millicores,
     )
-    rows = trimmed(rows, load[-1][0], spec.min_replicas)
-    description = f"{PROD_VALUES}, predicted at {rps_scale:.1f}x the local traffic"
-    scaling = predicted_scaling(rows, spec, description)
-    print(
-        f"5/5 predict the {PROD_VALUES} HPA at {rps_scale:.1f}x traffic "
-        f"(peak {peak * rps_scale:.0f} requests/s)"
+    return Prediction(
+        spec=spec,
+        peak_rps=peak,
+        peak_pods=peak_pods,
+        rps_scale=rps_scale,
+        time_scale=args.time_scale,
+        ready_delay=ready_delay,
+        rows=trimmed(rows, load[-1][0], spec.min_replicas),
     )
 
-    notes = [
+
+def demo_notes(measured: Measured, prediction: Prediction, floor: str) -> list[str]:
+    """How the numbers were obtained: what was measured, each factor and assumption, and how to change it."""
+    p, step = prediction, DEMO_SHAPE["step_seconds"]
+    return [
         f"Measured: {measured.cpu_ms_per_request:.2f} ms of service CPU per request (process CPU time "
         f"during the load, minus its idle use of {measured.idle_millicores:.0f} millicores, over "
         f"{measured.requests} requests). The dev pod logs at debug level, so this cost is slightly "
         "pessimistic for production.",
-        f"Production traffic = {rps_scale:.1f} x the local requests/s (scale factor chosen so that the peak, "
-        f"{peak:.1f} requests/s locally, needs about {peak_pods} pods of {cpu_request_milli(spec)}m "
-        f"CPU at the {spec.cpu_target}% target: {peak_pods} - 0.5 pods x request x target / (peak x CPU per "
-        "request)). Change it with --prod-peak-pods.",
-        f"Production time = {time_scale:g} x the local run's time "
-        f"(each {DEMO_SHAPE['step_seconds']:.0f} s local step is held "
-        f"{DEMO_SHAPE['step_seconds'] * time_scale:.0f} s, i.e. several 15 s HPA syncs); "
-        "panel (a) is plotted on this clock, `t_measured` in timeline.csv is the local time.",
-        f"A new pod is assumed Ready {ready_delay:.0f} s after the HPA asks for it (local start-to-ready "
-        f"{measured.ready_seconds:.1f} s + one readiness probe period); change it with --ready-delay.",
+        f"Production traffic = {p.rps_scale:.1f} x the local requests/s, chosen so that the local peak "
+        f"({p.peak_rps:.1f} requests/s) needs about {p.peak_pods} pods at the HPA target: scale = "
+        f"({p.peak_pods} - 0.5) pods x {cpu_request_milli(p.spec)} millicores requested x "
+        f"{p.spec.cpu_target}% / ({p.peak_rps:.1f} requests/s x {measured.cpu_ms_per_request:.2f} ms). "
+        "Change it with --prod-peak-pods.",
+        f"Production time = {p.time_scale:g} x the local run's time (each {step:.0f} s local step is held "
+        f"{step * p.time_scale:.0f} s, several 15 s HPA syncs); panel (a) is plotted on this clock, "
+        "`t_measured` in timeline.csv is the local time. Change it with --time-scale.",
+        f"A new pod is assumed Ready {p.ready_delay:.0f} s after the HPA asks for it (local start-to-ready "
+        f"{measured.ready_seconds:.1f} s + one readiness probe period + {POD_START_ALLOWANCE_S:.0f} s "
+        "to schedule and create the container, image already on the node). Change it with --ready-delay.",
         f"The chart was rendered with {DEV_VALUES} (run) and {PROD_VALUES} (prediction), "
-        f"each validated strictly against Kubernetes {floor}.",
+        f"each object validated strictly against Kubernetes {floor}; predicted-syncs.csv has every "
+        "predicted HPA sync.",
     ]
+
+
+def start_local_pod(dev: Sequence[release.Manifest]) -> LocalPod:
+    """The dev pod as a local process on its rendered port, or on a free one when that is taken."""
+    rendered_port = LocalPod.from_release(dev).port
+    port = port_or_free(rendered_port)
+    pod = LocalPod.from_release(dev, port=None if port == rendered_port else port)
+    moved = "" if port == rendered_port else f" (rendered port {rendered_port} is busy here)"
+    print(f"2/5 start the service as the rendered pod would: {' '.join(pod.command)} on port {port}{moved}")
+    return pod
+
+
+def run_local_demo(args: argparse.Namespace) -> int:
+    demo_shape(args)  # option errors before the service starts
+    print(f"1/5 render {DEV_VALUES} and validate every object")
+    dev, floor = render_validated(DEV_VALUES)
+    print(f"   {len(dev)} objects valid (strict schema, Kubernetes {floor}, the chart's kubeVersion floor)")
+    pod = start_local_pod(dev)
+    run, measured = measure_local(pod, args)
+    print(
+        f"4/5 service CPU: {measured.cpu_ms_per_request:.2f} ms per request "
+        f"over {measured.requests} requests (idle {measured.idle_millicores:.0f} millicores, subtracted)"
+    )
+    prod, _ = render_validated(PROD_VALUES)
+    prediction = predict_production(run, measured, prod, args)
+    print(
+        f"5/5 predict the {PROD_VALUES} HPA at {prediction.rps_scale:.1f}x traffic "
+        f"(peak {prediction.peak_rps * prediction.rps_scale:.0f} requests/s)"
+    )
+    scaling, spec, local_end = prediction.scaling, prediction.spec, run.timeline[-1]["t"]
     files, verdicts = runner.write_run_report(
-        out_dir,
+        runner.report_dir(args.out),
         run,
         host=pod.url(""),
         scaling=scaling,
         text=report.FigureText(
             title=f"make demo: {DEV_VALUES} measured locally, {PROD_VALUES} HPA predicted",
             load=f"Measured locally ({DEV_VALUES}): requests/s and p95 latency of each 1 s window",
-            time_axis=f"production time since the load started (s) — the local run's time x{time_scale:g}",
-            rps_legend=f"requests/s (local; production = x{rps_scale:.1f})",
+            time_axis=f"production time since the load started (s): local time x{args.time_scale:g}",
+            rps_legend=f"requests/s (local; production = x{prediction.rps_scale:.1f})",
         ),
         extra_facts={
+            "duration": f"{local_end:.0f} s locally, {local_end * args.time_scale:.0f} s in production",
             "CPU per request (measured)": f"{measured.cpu_ms_per_request:.2f} ms",
-            "production scale": f"{rps_scale:.1f}x requests/s, {time_scale:g}x time",
+            "production scale": f"{prediction.rps_scale:.1f}x requests/s, {args.time_scale:g}x time",
             "HPA (prod)": f"min {spec.min_replicas}, max {spec.max_replicas}, CPU target {spec.cpu_target}%",
         },
-        notes=notes,
-        timeline=on_production_clock(run.timeline, time_scale),
+        notes=demo_notes(measured, prediction, floor),
+        timeline=on_production_clock(run.timeline, args.time_scale),
     )
-    _write_predicted_csv(files.directory / "predicted-syncs.csv", rows)
-    print()
+    _write_predicted_csv(files.directory / "predicted-syncs.csv", prediction.rows)
     print(
-        f"Measured locally: {run.requests} requests, {run.failures} failures, "
+        f"\nMeasured locally: {run.requests} requests, {run.failures} failures, "
         f"{measured.cpu_ms_per_request:.2f} ms CPU per request"
     )
     runner.print_summary(verdicts, scaling, files)
@@ -309,15 +370,14 @@ def demo_command(args: argparse.Namespace) -> int:
     try:
         with sigterm_as_interrupt():
             if args.cluster:
-                from loadtest import cluster  # the kubernetes client only when a cluster is used
-
                 return cluster.run_cluster_demo(args)
             return run_local_demo(args)
     except KeyboardInterrupt:
         print("\ninterrupted: the service process was stopped", file=sys.stderr)
         return 130
-    except DemoError as exc:
-        print(f"demo failed: {exc}", file=sys.stderr)
+    except (DemoError, LocalPodError, HpaSpecError, helm_python.HelmError) as exc:
+        # Expected failures (bad values, a service that will not start): the message, not a traceback.
+        print(f"demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 
@@ -346,4 +406,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--ready-delay", type=float, default=None, help="seconds for a new pod to become Ready"
     )
+    cluster.add_cluster_options(parser.add_argument_group("with --cluster"))
     parser.set_defaults(func=demo_command)

@@ -156,6 +156,36 @@ class _EnvResolver:
         return env
 
 
+def service_link_env(objects: Iterable[Mapping[str, Any]], cluster_ip: str = "10.96.0.10") -> dict[str, str]:
+    """The Docker-link variables the kubelet adds for each Service of the namespace unless the pod sets
+    enableServiceLinks: false (a Service named model-api yields MODEL_API_PORT=tcp://...). `cluster_ip`
+    stands in for the address the cluster would assign."""
+    env: dict[str, str] = {}
+    for service in release.find(objects, "Service"):
+        spec = service.get("spec") or {}
+        if spec.get("clusterIP") == "None" or not spec.get("ports") or release.is_hook(dict(service)):
+            continue
+        prefix = service["metadata"]["name"].upper().replace("-", "_")
+        first = spec["ports"][0]
+        env[f"{prefix}_SERVICE_HOST"] = cluster_ip
+        env[f"{prefix}_SERVICE_PORT"] = str(first["port"])
+        env[f"{prefix}_PORT"] = f"{first.get('protocol', 'TCP').lower()}://{cluster_ip}:{first['port']}"
+        for port in spec["ports"]:
+            protocol = port.get("protocol", "TCP")
+            if port.get("name"):
+                env[f"{prefix}_SERVICE_PORT_{port['name'].upper().replace('-', '_')}"] = str(port["port"])
+            link = f"{prefix}_PORT_{port['port']}_{protocol}"
+            env.update(
+                {
+                    link: f"{protocol.lower()}://{cluster_ip}:{port['port']}",
+                    f"{link}_PROTO": protocol.lower(),
+                    f"{link}_PORT": str(port["port"]),
+                    f"{link}_ADDR": cluster_ip,
+                }
+            )
+    return env
+
+
 def container_env(
     objects: Iterable[Mapping[str, Any]],
     container: Mapping[str, Any],
@@ -207,8 +237,11 @@ class LocalPod:
                 f"container {container['name']}: no command or args rendered (image default unknown here)"
             )
         overrides = dict(env_overrides or {})
+        pod_spec = release.workload(objects)["spec"]["template"]["spec"]
         pod_name = f"{release.workload(objects)['metadata']['name']}-local"
         env = container_env(objects, container, overrides, pod_name=pod_name)
+        if pod_spec.get("enableServiceLinks", True):  # the kubelet adds them where the container has no value
+            env = {**service_link_env(objects), **env}
         container_port = cls._http_port(container)
         chosen = container_port if port is None else port
         if port is not None:
@@ -217,7 +250,7 @@ class LocalPod:
         env.update(overrides)
         env.update({k: os.environ[k] for k in INHERITED_ENV if k in os.environ and k not in env})
         command = [resolve_executable(rendered[0]), *rendered[1:]]
-        grace = release.workload(objects)["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+        grace = pod_spec.get("terminationGracePeriodSeconds", 30)
         return cls(command, env, chosen, container, float(grace))
 
     @staticmethod

@@ -25,6 +25,12 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 LOCUST_CPU_WARNING_PERCENT = 90.0
+LEGEND_HEADROOM = 1.3
+# (legend, timeline column, colour) of the CPU panel when no HPA is watched
+PROCESS_CPU_SERIES = (
+    ("locust (load generator)", "locust_cpu_percent", "tab:gray"),
+    ("service process", "service_cpu_percent", "tab:red"),
+)
 # The runner's own columns, in this order; anything else (service CPU, watcher fields) follows sorted.
 TIMELINE_COLUMNS = (
     "t",
@@ -236,12 +242,9 @@ def plot_timeline(
     scaling: Scaling | None,
     *,
     text: FigureText,
-    extra_utilization: Sequence[tuple[str, str]] = (),
 ) -> None:
-    """One figure, three panels on one time axis: load + p95; replicas; CPU utilization against the target.
-
-    `extra_utilization`: (label, timeline column) pairs drawn in the CPU panel next to the HPA's utilization.
-    """
+    """One figure, three panels on one time axis: load + p95; replicas; CPU utilization against the target
+    (without an HPA: the CPU of the load generator and of the service process)."""
     fig, (load_ax, replica_ax, cpu_ax) = plt.subplots(
         3, 1, figsize=(11, 9.5), sharex=True, gridspec_kw={"height_ratios": [1.2, 1, 1]}
     )
@@ -253,7 +256,10 @@ def plot_timeline(
         scaling = replace(scaling, points=[*scaling.points, replace(scaling.points[-1], t=end)])
     _plot_load(load_ax, timeline, text)
     _plot_replicas(replica_ax, scaling)
-    _plot_utilization(cpu_ax, timeline, scaling, extra_utilization)
+    if scaling is not None and scaling.points:
+        _plot_utilization(cpu_ax, scaling)
+    else:
+        _plot_process_cpu(cpu_ax, timeline)
     cpu_ax.set_xlabel(text.time_axis)
     cpu_ax.set_xlim(0, end)
     for ax in (load_ax, replica_ax, cpu_ax):
@@ -271,20 +277,22 @@ def _plot_load(ax: Any, timeline: Sequence[Row], text: FigureText) -> None:
     if any(failures):
         ax.plot(failures_t, failures, color="tab:red", lw=1.4, label="failures/s")
     ax.set_ylabel("requests/s · users")
-    ax.set_ylim(bottom=0)
     latency_ax = ax.twinx()
     latency_ax.plot(*_column(timeline, "p95_ms"), color="tab:orange", lw=1.4, label="p95 latency")
     latency_ax.set_ylabel("p95 latency (ms)", color="tab:orange")
-    latency_ax.set_ylim(bottom=0)
+    for axis in (ax, latency_ax):  # headroom above the data for the one-line legend
+        axis.set_ylim(0, max(axis.get_ylim()[1], 1.0) * LEGEND_HEADROOM)
     handles = ax.get_legend_handles_labels()[0] + latency_ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="upper left", fontsize=9)
+    ax.legend(handles=handles, loc="upper left", ncol=len(handles), fontsize=9)
 
 
 def _plot_replicas(ax: Any, scaling: Scaling | None) -> None:
     ax.set_ylabel("replicas")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if scaling is None or not scaling.points:
-        ax.set_title("(b) Replicas: no HPA watched in this run (use --watch-hpa)", loc="left", fontsize=11)
+        ax.set_title("(b) Replicas", loc="left", fontsize=11)
+        message = "no HPA in this run: `python -m loadtest run --watch-hpa` records a release's HPA"
+        ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", color="gray")
         return
     ax.set_title(f"(b) Replicas — {scaling.description}", loc="left", fontsize=11)
     times = [p.t for p in scaling.points]
@@ -310,32 +318,39 @@ def _plot_replicas(ax: Any, scaling: Scaling | None) -> None:
     ax.legend(loc="best", fontsize=9)
 
 
-def _plot_utilization(
-    ax: Any, timeline: Sequence[Row], scaling: Scaling | None, extra: Sequence[tuple[str, str]]
-) -> None:
+def _plot_utilization(ax: Any, scaling: Scaling) -> None:
     ax.set_ylabel("CPU utilization\n(% of CPU request)")
-    described = f" — {scaling.description}" if scaling else ""
-    ax.set_title(f"(c) CPU utilization against the HPA target{described}", loc="left", fontsize=11)
-    for label, column in extra:
-        ax.plot(*_column(timeline, column), lw=1.2, alpha=0.8, label=label)
-    if scaling is not None:
-        measured = [p for p in scaling.points if p.utilization is not None]
-        ax.step(
-            [p.t for p in measured],
-            [p.utilization for p in measured],
-            where="post",
-            color="tab:red",
-            lw=1.8,
-            label="utilization seen by the HPA",
-        )
-        targets = {p.target for p in scaling.points if p.target is not None}
-        for target in sorted(targets):
-            ax.axhline(target, color="black", ls="--", lw=1.2, label=f"target {target:.0f}%")
+    ax.set_title(
+        f"(c) CPU utilization against the HPA target — {scaling.description}", loc="left", fontsize=11
+    )
+    measured = [p for p in scaling.points if p.utilization is not None]
+    ax.step(
+        [p.t for p in measured],
+        [p.utilization for p in measured],
+        where="post",
+        color="tab:red",
+        lw=1.8,
+        label="utilization seen by the HPA",
+    )
+    for target in sorted({p.target for p in scaling.points if p.target is not None}):
+        ax.axhline(target, color="black", ls="--", lw=1.2, label=f"target {target:.0f}%")
     ax.set_ylim(bottom=0)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", fontsize=9)
-    else:
-        ax.text(0.5, 0.5, "no CPU utilization recorded", transform=ax.transAxes, ha="center", color="gray")
+    ax.legend(loc="best", fontsize=9)
+
+
+def _plot_process_cpu(ax: Any, timeline: Sequence[Row]) -> None:
+    """Without an HPA: the load generator's and (when sampled) the service process's CPU."""
+    ax.set_ylabel("CPU (% of one core)")
+    ax.set_title(
+        "(c) CPU of the load generator and the service process (no HPA in this run)", loc="left", fontsize=11
+    )
+    for label, column, color in PROCESS_CPU_SERIES:
+        times, values = _column(timeline, column)
+        if times:
+            ax.plot(times, values, color=color, lw=1.4, label=label)
+    ax.axhline(LOCUST_CPU_WARNING_PERCENT, color="black", ls="--", lw=1.2, label="locust warning threshold")
+    ax.set_ylim(0, max(ax.get_ylim()[1], 100.0))
+    ax.legend(loc="best", fontsize=9)
 
 
 def _seconds(value: float | None) -> str:
@@ -455,7 +470,6 @@ def write_report(
     endpoints: Sequence[Row] = (),
     errors: Sequence[Row] = (),
     notes: Sequence[str] = (),
-    extra_utilization: Sequence[tuple[str, str]] = (),
 ) -> tuple[ReportFiles, Verdicts]:
     """Write every report file into `out_dir` (created); return their paths and the verdicts."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -471,13 +485,7 @@ def write_report(
     write_timeline_csv(files.timeline_csv, timeline)
     if scaling is not None and files.scaling_csv is not None:
         write_scaling_csv(files.scaling_csv, scaling)
-    plot_timeline(
-        files.figure_png,
-        timeline,
-        scaling,
-        text=text,
-        extra_utilization=extra_utilization,
-    )
+    plot_timeline(files.figure_png, timeline, scaling, text=text)
     write_markdown(
         files.markdown,
         verdicts,

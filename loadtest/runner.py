@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gevent
 import psutil
@@ -28,9 +29,6 @@ from locust.stats import calculate_response_time_percentile, diff_response_time_
 from loadtest import report
 from loadtest.locustfile import USER_CLASSES, ApiUser, pacing
 from loadtest.shapes import SHAPES, BoundedShape, ShapeParameterError
-
-if TYPE_CHECKING:
-    from loadtest.cluster import LiveHpa
 
 Sample = Mapping[str, Any]
 Sampler = Callable[[], Sample]
@@ -122,19 +120,23 @@ class Recorder:
             self._greenlet = None
 
     def _loop(self) -> None:
-        ticks = 0
+        ticks, last = 0, 0.0
         while True:
-            ticks += 1
+            # The next whole tick; ticks missed while a slow sampler (the cluster API) ran are skipped.
+            ticks = max(ticks + 1, math.floor((time.monotonic() - self._started) / self.interval) + 1)
             gevent.sleep(max(0.0, self._started + ticks * self.interval - time.monotonic()))
-            row = self.sample(round(time.monotonic() - self._started, 2))
+            now = round(time.monotonic() - self._started, 2)
+            row = self.sample(now, now - last)
+            last = now
             self.rows.append(row)
             if self.progress is not None:
                 self.progress(row)
 
-    def sample(self, t: float) -> dict[str, Any]:
+    def sample(self, t: float, interval: float) -> dict[str, Any]:
+        """One row: `t` seconds since the start, rates over the `interval` seconds before it."""
         runner = self.environment.runner
         row: dict[str, Any] = {"t": t, "users": runner.user_count if runner else 0}
-        row.update(self._window.sample(self.interval))
+        row.update(self._window.sample(max(interval, 1e-3)))
         row["locust_cpu_percent"] = self._own.cpu_percent(None)
         for sampler in self.samplers:
             row.update(self._sample_safely(sampler))
@@ -183,6 +185,13 @@ def configured_users(
     api_key: str | None = None,
 ) -> list[type[User]]:
     """The chosen user classes, subclassed with this run's pacing and request cost (originals untouched)."""
+    for option, value, minimum in (
+        ("--user-rps", user_rps, 0),
+        ("--pi-ndigits", pi_ndigits, 0),
+        ("--batch-rows", batch_rows, 1),
+    ):
+        if value is not None and not (math.isfinite(value) and value >= minimum):
+            raise ValueError(f"{option} {value} must be a finite number >= {minimum}")
     chosen = []
     for name in names:
         if name not in USER_CLASSES:
@@ -295,7 +304,9 @@ def shape_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None 
     foreign = sorted(set(given) - set(shape_class.parameters))
     if foreign:
         options = ", ".join("--" + name.replace("_", "-") for name in foreign)
-        raise ShapeParameterError(f"{options} do(es) not apply to the {args.shape} shape")
+        raise ShapeParameterError(
+            f"the {args.shape} shape has no parameter {options}; it takes {sorted(shape_class.parameters)}"
+        )
     return shape_class.from_env(environ, **given)
 
 
@@ -342,9 +353,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cooldown", type=float, default=0.0, help="seconds to keep recording after the load"
     )
     parser.add_argument("--service-pid", type=int, default=None, help="record this local process's CPU")
-    parser.add_argument("--namespace", default=None, help="namespace of the release (with --watch-hpa)")
-    parser.add_argument("--release", default=None, help="release name (with --watch-hpa)")
     parser.add_argument("--watch-hpa", action="store_true", help="record the release's HPA once a second")
+    parser.add_argument("--namespace", default=None, help="the release's namespace (default: the context's)")
+    parser.add_argument("--release", default="model-api", help="release name (default: model-api)")
+    parser.add_argument("--context", default=None, help="kubeconfig context (default: the current one)")
     parser.add_argument(
         "--out", type=Path, default=Path("reports"), help="reports directory (default: reports/)"
     )
@@ -363,15 +375,23 @@ def run_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not (math.isfinite(args.cooldown) and args.cooldown >= 0):
+        print(f"error: --cooldown {args.cooldown} must be a finite number of seconds >= 0", file=sys.stderr)
+        return 2
     samplers: list[Sampler] = []
     if args.service_pid is not None:
         samplers.append(ProcessCpuSampler(args.service_pid))
-    live: LiveHpa | None = None
+    watcher = None
     if args.watch_hpa:
-        from loadtest.cluster import LiveHpa  # the kubernetes client only when a cluster is watched
+        from loadtest import cluster  # the kubernetes client only when a cluster is watched
 
-        live = LiveHpa.connect(args.namespace, args.release)
-        samplers.append(live.sample)
+        try:
+            watcher = cluster.connect_watcher(args.namespace, args.release, args.context)
+            cluster.wait_for_metrics(watcher)
+        except cluster.ClusterError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        samplers.append(watcher.sample)
     print(f"{type(shape).__name__} {shape.describe()} against {args.host}: {[u.__name__ for u in users]}")
     run = run_load(
         args.host,
@@ -382,8 +402,13 @@ def run_command(args: argparse.Namespace) -> int:
         tags=args.tags,
         progress=console_progress(),
     )
-    scaling = live.scaling(run.timeline) if live is not None else None
-    files, verdicts = write_run_report(report_dir(args.out), run, host=args.host, scaling=scaling)
+    scaling, notes = None, []
+    if watcher is not None:
+        scaling = cluster.live_scaling(run.timeline, f"live HPA {watcher.namespace}/{watcher.hpa_name}")
+        notes = cluster.problems_seen(run.timeline)
+    files, verdicts = write_run_report(
+        report_dir(args.out), run, host=args.host, scaling=scaling, notes=notes
+    )
     print_summary(verdicts, scaling, files)
     return 1 if run.failures else 0
 
@@ -412,7 +437,6 @@ def write_run_report(
     text: report.FigureText | None = None,
     extra_facts: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
-    extra_utilization: Sequence[tuple[str, str]] = (),
     timeline: Sequence[Mapping[str, Any]] | None = None,
 ) -> tuple[report.ReportFiles, report.Verdicts]:
     """The report of `run`; `timeline` replaces the run's own (e.g. on a stretched clock)."""
@@ -425,7 +449,6 @@ def write_run_report(
         endpoints=run.endpoints,
         errors=run.errors,
         notes=[*notes, *(f"sampler error: {e}" for e in run.sampler_errors)],
-        extra_utilization=extra_utilization,
     )
 
 

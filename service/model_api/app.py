@@ -70,11 +70,9 @@ class App:
         observed = route is None or route.observed
         if observed:
             metrics.IN_FLIGHT.inc()
+        status = 499  # nginx's "client closed request": kept if the client leaves before the answer
         try:
             response = await self._respond(route, Request(scope, receive, headers, request_id))
-        except ClientGone:
-            response = None
-        if response is not None:
             await send(
                 {
                     "type": "http.response.start",
@@ -88,18 +86,20 @@ class App:
                 }
             )
             await send({"type": "http.response.body", "body": response.body})
-        status = response.status if response is not None else 499  # nginx's "client closed request"
-        route_metrics = self._metrics[route.template if route is not None else _UNMATCHED]
-        route_metrics.count(status)
-        if observed:
-            metrics.IN_FLIGHT.dec()
-            elapsed = time.perf_counter() - started
-            route_metrics.latency.observe(elapsed)
-            if self.access_log is not None:
-                self.access_log.log(
-                    scope["method"], scope["path"], status, round(elapsed * 1000, 3), request_id
-                )
-        request_id_var.reset(token)
+            status = response.status
+        except ClientGone:
+            pass
+        finally:  # bookkeeping also when the request is cancelled (shutdown timeout)
+            route_metrics = self._metrics[route.template if route is not None else _UNMATCHED]
+            route_metrics.count(status)
+            if observed:
+                metrics.IN_FLIGHT.dec()
+                elapsed = time.perf_counter() - started
+                route_metrics.latency.observe(elapsed)
+                if self.access_log is not None:
+                    duration_ms = round(elapsed * 1000, 3)
+                    self.access_log.log(scope["method"], scope["path"], status, duration_ms, request_id)
+            request_id_var.reset(token)
 
     async def _respond(self, route: Route | None, request: Request) -> Response:
         try:

@@ -46,12 +46,10 @@ class Request:
     def query(self) -> dict[str, str]:
         """Query parameters; a name given twice is refused rather than silently picking one."""
         if self._query is None:
-            pairs = parse_qsl(self.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            pairs = _parse_query(self.scope["query_string"].decode("latin-1"))
             self._query = dict(pairs)
             if len(self._query) != len(pairs):
-                seen: set[str] = set()
-                repeated = next(name for name, _ in pairs if name in seen or seen.add(name))
-                raise BadRequest(f"query parameter '{repeated}' given more than once")
+                _refuse_repeated(pairs)
         return self._query
 
     async def body(self, limit: int) -> bytes:
@@ -80,6 +78,21 @@ class Request:
 
     async def json(self, limit: int) -> Any:
         return parse_json(await self.body(limit))
+
+
+def _parse_query(text: str) -> list[tuple[str, str]]:
+    if "%" in text or "+" in text:  # escapes to decode: the standard parser
+        return parse_qsl(text, keep_blank_values=True)
+    # Plain `a=1&b=2`, the common case, without parse_qsl's per-pair unquoting (a quarter of classify's time).
+    return [(name, value) for name, _, value in (part.partition("=") for part in text.split("&") if part)]
+
+
+def _refuse_repeated(pairs: list[tuple[str, str]]) -> None:
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            raise BadRequest(f"query parameter {name!r} given more than once")
+        seen.add(name)
 
 
 def parse_json(raw: bytes) -> Any:

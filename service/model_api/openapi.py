@@ -14,6 +14,7 @@ from model_api.routes.seed import CLASSIFY_PARAMS
 from model_api.routes.v2 import OUTPUT_DATATYPES
 from model_api.settings import Settings
 from model_api.tensors import FLOAT32_MAX, V2_DATATYPES
+from model_api.train import INPUT_NAME
 
 _ERROR_TEXT = {
     400: "Malformed request: the error names the problem",
@@ -233,11 +234,14 @@ def _model_metadata() -> dict:
     )
 
 
+def _flag(name: str) -> dict:
+    return _object({name: {"type": "boolean"}}, required=[], closed=True)
+
+
 def _infer_request(max_rows: int, number: dict, row: dict) -> dict:
-    flag = lambda name: _object({name: {"type": "boolean"}}, required=[], closed=True)  # noqa: E731
     tensor = _object(
         {
-            "name": {"const": "input"},
+            "name": {"const": INPUT_NAME},  # the name `model-api train` gives the artifact's input
             "shape": {
                 "type": "array",
                 "items": {"type": "integer", "minimum": 1},
@@ -260,14 +264,14 @@ def _infer_request(max_rows: int, number: dict, row: dict) -> dict:
         closed=True,
     )
     output = _object(
-        {"name": {"enum": list(OUTPUT_DATATYPES)}, "parameters": flag("binary_data")},
+        {"name": {"enum": list(OUTPUT_DATATYPES)}, "parameters": _flag("binary_data")},
         required=["name"],
         closed=True,
     )
     return _object(
         {
             "id": {"type": "string"},
-            "parameters": flag("binary_data_output"),
+            "parameters": _flag("binary_data_output"),
             "inputs": {"type": "array", "items": tensor, "minItems": 1, "maxItems": 1},
             "outputs": {"type": "array", "items": output, "minItems": 1, "maxItems": 2, "uniqueItems": True},
         },

@@ -7,7 +7,7 @@ which is what the autoscaling tests need.
 
 from __future__ import annotations
 
-import decimal
+import functools
 from math import isqrt
 
 _C = 640320
@@ -15,6 +15,8 @@ _C3_OVER_24 = _C**3 // 24
 _DIGITS_PER_TERM = 14.18  # each Chudnovsky term adds log10(C^3 / 1728) ~= 14.18 digits
 _GUARD_DIGITS = 20
 _ERROR_UNITS = 100  # generous bound on the rounding error, in units of the last guard digit
+_DIRECT_STR_DIGITS = 2000  # below CPython's 4300-digit str(int) limit
+_LOG10_2 = 0.30102999566398120
 
 
 def pi_digits(ndigits: int) -> str:
@@ -59,6 +61,24 @@ def _split(a: int, b: int) -> tuple[int, int, int]:
 
 
 def _decimal_string(value: int) -> str:
-    # str(int) refuses more than 4300 digits by default (CPython's DoS guard, process-wide setting);
-    # the decimal module converts exactly and has no such limit, so the guard stays untouched.
-    return str(decimal.Decimal(value))
+    """str(value) for huge ints, by divide and conquer on powers of ten.
+
+    str(int) refuses more than 4300 digits by default (CPython's process-wide DoS guard, left untouched
+    here), and one conversion of a huge int is a single C call holding the GIL for a long time; splitting
+    keeps each call short so the event loop keeps answering while a worker thread computes.
+    """
+    width = int(value.bit_length() * _LOG10_2) + 2  # at least the number of digits of value
+    return _to_string(value, width).lstrip("0") or "0"
+
+
+def _to_string(value: int, width: int) -> str:
+    if width <= _DIRECT_STR_DIGITS:
+        return str(value).zfill(width)
+    low_width = width // 2
+    high, low = divmod(value, _power_of_ten(low_width))
+    return _to_string(high, width - low_width) + _to_string(low, low_width)
+
+
+@functools.lru_cache(maxsize=64)  # bounded: request sizes vary
+def _power_of_ten(exponent: int) -> int:
+    return 10**exponent

@@ -7,6 +7,7 @@ Service meanwhile) → stop accepting, let in-flight requests finish within SHUT
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from types import FrameType
@@ -27,6 +28,7 @@ class DrainingServer(uvicorn.Server):
         self.app = app
         self.drain_seconds = drain_seconds
         self.draining_since: float | None = None
+        self._drain_signal: int | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Runs in the signal handler: only flags here. Not calling super() also keeps uvicorn from
@@ -34,11 +36,7 @@ class DrainingServer(uvicorn.Server):
         if self.draining_since is None:
             self.draining_since = time.monotonic()
             self.app.state.begin_shutdown()
-            log.info(
-                "received %s: readiness is 503, draining for %.1f s",
-                signal.Signals(sig).name,
-                self.drain_seconds,
-            )
+            self._drain_signal = sig
             if self.drain_seconds <= 0:
                 self.should_exit = True
         elif self.should_exit and sig == signal.SIGINT:
@@ -47,6 +45,11 @@ class DrainingServer(uvicorn.Server):
             self.should_exit = True  # a second signal ends the drain early
 
     async def on_tick(self, counter: int) -> bool:
+        if self._drain_signal is not None:
+            # Logged here rather than in the signal handler, which runs inside whatever request's
+            # context was interrupted and would tag the line with that request's id.
+            name, self._drain_signal = signal.Signals(self._drain_signal).name, None
+            log.info("received %s: readiness is 503, draining for %.1f s", name, self.drain_seconds)
         if self.draining_since is not None and time.monotonic() - self.draining_since >= self.drain_seconds:
             self.should_exit = True
         return await super().on_tick(counter)
@@ -74,8 +77,15 @@ def build_server(settings: Settings) -> DrainingServer:
 
 
 def serve(settings: Settings) -> int:
+    """Serve until stopped; 0 after a signal-initiated shutdown, 1 if the server could not start."""
     server = build_server(settings)
     server.run()
-    if server.started or server.draining_since is not None:
-        return 0
-    return 1  # could not bind or start: uvicorn has logged why
+    code = 0 if server.started or server.draining_since is not None else 1  # uvicorn logged why not
+    busy = server.app.state.busy_workers()
+    if busy:
+        # SHUTDOWN_TIMEOUT_SECONDS has passed and uvicorn cancelled the requests, but a thread computing
+        # pi cannot be interrupted and the interpreter would wait for it at exit: leave without it.
+        log.warning("exiting with %d worker task(s) still running after the shutdown timeout", busy)
+        logging.shutdown()
+        os._exit(code)
+    return code

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -16,6 +18,7 @@ from model_api.settings import Settings
 # Batches up to this size run on the event loop: a few microseconds of onnxruntime cost less than the
 # hop to a worker thread. Larger ones go to the pool (onnxruntime releases the GIL while it runs).
 INLINE_PREDICT_ROWS = 512
+T = TypeVar("T")
 
 
 @dataclass
@@ -27,6 +30,7 @@ class ServiceState:
     )
     shutting_down: bool = False
     _predictions: metrics.PredictionCounter | None = None
+    _submitted: set[Future] = field(default_factory=set)
 
     @property
     def ready(self) -> bool:
@@ -67,8 +71,16 @@ class ServiceState:
         self._predictions.add(prediction.labels)
         return prediction
 
-    async def run_in_worker(self, function, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+    async def run_in_worker(self, function: Callable[..., T], *args: Any) -> T:
+        """Run CPU-bound work on the worker threads, keeping the event loop free for other requests."""
+        future = self.executor.submit(function, *args)
+        self._submitted.add(future)
+        future.add_done_callback(self._submitted.discard)
+        return await asyncio.wrap_future(future)
+
+    def busy_workers(self) -> int:
+        """Worker tasks still computing (a cancelled request cannot stop a thread that already started)."""
+        return sum(1 for future in list(self._submitted) if not future.done())
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -181,6 +181,92 @@ def enum_violations(obj: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+# Validation the API server applies that the OpenAPI schemas do not carry (apimachinery's validation package).
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+DNS_1035_KINDS = {"Service"}  # Service names become DNS labels and env var prefixes
+
+
+def label_problems(where: str, labels: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key, value in labels.items():
+        prefix, _, name = key.rpartition("/")
+        if (
+            len(name) > 63
+            or not LABEL_NAME.match(name)
+            or (prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)))
+        ):
+            problems.append(f"{where}: invalid label key {key!r}")
+        if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
+            problems.append(
+                f"{where}[{key}]: invalid label value {value!r} (63 characters, alphanumeric ends)"
+            )
+    return problems
+
+
+def name_problems(kind: str, name: Any) -> list[str]:
+    if not isinstance(name, str):
+        return [f"metadata.name: {name!r} is not a string"]
+    pattern, limit = (DNS_1035_LABEL, 63) if kind in DNS_1035_KINDS else (DNS_SUBDOMAIN, 253)
+    if len(name) > limit or not pattern.match(name):
+        return [f"metadata.name: {name!r} is not a valid {kind} name ({limit} characters, {pattern.pattern})"]
+    return []
+
+
+def pod_spec_problems(spec: Mapping[str, Any], where: str) -> list[str]:
+    problems = []
+    volume_names = [v.get("name") for v in spec.get("volumes") or []]
+    if len(volume_names) != len(set(volume_names)):
+        problems.append(f"{where}.volumes: duplicate names {volume_names}")
+    for group in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(group) or []):
+            at = f"{where}.{group}[{index}]"
+            if not DNS_LABEL.match(str(container.get("name", ""))):
+                problems.append(f"{at}.name: {container.get('name')!r} is not a DNS label")
+            for p, port in enumerate(container.get("ports") or []):
+                if "name" in port and (len(port["name"]) > 15 or not PORT_NAME.match(port["name"])):
+                    problems.append(
+                        f"{at}.ports[{p}].name: {port['name']!r} is not an IANA service name (15 chars)"
+                    )
+                if not 1 <= int(port.get("containerPort", 0)) <= 65535:
+                    problems.append(
+                        f"{at}.ports[{p}].containerPort: {port.get('containerPort')!r} out of 1-65535"
+                    )
+            for probe in ("livenessProbe", "startupProbe"):
+                if (container.get(probe) or {}).get("successThreshold", 1) != 1:
+                    problems.append(f"{at}.{probe}.successThreshold: must be 1")
+            paths = [m.get("mountPath") for m in container.get("volumeMounts") or []]
+            if len(paths) != len(set(paths)):
+                problems.append(f"{at}.volumeMounts: duplicate mountPath in {paths}")
+    return problems
+
+
+def api_server_violations(obj: Mapping[str, Any]) -> list[str]:
+    """The API server's own checks on names, labels, ports and probes, which the schemas leave out."""
+    metadata = obj.get("metadata") or {}
+    kind = str(obj.get("kind"))
+    problems = name_problems(kind, metadata.get("name"))
+    problems += label_problems("metadata.labels", metadata.get("labels") or {})
+    spec = obj.get("spec") or {}
+    template = spec.get("template") if isinstance(spec.get("template"), Mapping) else None
+    if template is not None:
+        problems += label_problems(
+            "spec.template.metadata.labels", (template.get("metadata") or {}).get("labels") or {}
+        )
+        problems += pod_spec_problems(template.get("spec") or {}, "spec.template.spec")
+    elif kind == "Pod":
+        problems += pod_spec_problems(spec, "spec")
+    if kind == "Service":
+        names = [p.get("name") for p in spec.get("ports") or []]
+        if len(names) > 1 and (None in names or len(set(names)) != len(names)):
+            problems.append(f"spec.ports: with several ports each needs a unique name, got {names}")
+    return problems
+
+
 class SchemaViolation(AssertionError):
     """A rendered object is invalid for a Kubernetes version; the message names object, field, version."""
 
@@ -259,7 +345,8 @@ def violations(obj: Mapping[str, Any], minor: str) -> list[str]:
     except SchemaViolation as missing:
         return [f"{object_label(obj)}: {missing}"]
     schema_errors = [f"{field_path(e.instance_path)}: {e.message}" for e in compiled.iter_errors(obj)]
-    return [f"{object_label(obj)}: {e} (Kubernetes {minor})" for e in schema_errors + enum_violations(obj)]
+    semantic = enum_violations(obj) + api_server_violations(obj)
+    return [f"{object_label(obj)}: {e} (Kubernetes {minor})" for e in schema_errors + semantic]
 
 
 def validate(objects: Iterable[Mapping[str, Any]], minors: Iterable[str]) -> None:

@@ -326,8 +326,15 @@ def test_test_hook_sends_the_api_key() -> None:
 
 
 def test_ingress_values() -> None:
-    values = {"ingress": {"enabled": True, "className": "nginx", "annotations": {"a": "b"}, "hosts": [ROUTE],
-                          "tls": [{"secretName": "tls", "hosts": [HOST]}]}}  # fmt: skip
+    values = {
+        "ingress": {
+            "enabled": True,
+            "className": "nginx",
+            "annotations": {"a": "b"},
+            "hosts": [ROUTE],
+            "tls": [{"secretName": "tls", "hosts": [HOST]}],
+        }
+    }
     ingress = get(render(values), "Ingress")
     actual = {
         "className": ingress["spec"].get("ingressClassName"),
@@ -403,8 +410,8 @@ def test_network_policy_allow_external_opens_the_port_to_all() -> None:
 
 
 def test_service_monitor_values() -> None:
-    values = {"serviceMonitor": {"enabled": True, "forceEnable": True, "interval": "15s", "scrapeTimeout": "5s",
-                                 "labels": {"release": "prom"}}}  # fmt: skip
+    monitor_values = {"enabled": True, "forceEnable": True, "interval": "15s", "scrapeTimeout": "5s"}
+    values = {"serviceMonitor": {**monitor_values, "labels": {"release": "prom"}}}
     monitor = get(render(values), "ServiceMonitor")
     endpoint = monitor["spec"]["endpoints"][0]
     actual = (endpoint["interval"], endpoint["scrapeTimeout"], monitor["metadata"]["labels"].get("release"))

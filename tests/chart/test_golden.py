@@ -27,7 +27,8 @@ UPDATE_COMMAND = "make golden  (= UPDATE_GOLDEN=1 .venv/bin/pytest tests/chart/t
 def snapshot_text(value_set: str) -> str:
     """The render of `value_set` as one YAML stream, one document per object, in template order."""
     header = (
-        f"# Golden render of values set {value_set!r} (release {helpers.RELEASE!r}, namespace {helpers.NAMESPACE!r}).\n"
+        f"# Golden render of values set {value_set!r} "
+        f"(release {helpers.RELEASE!r}, namespace {helpers.NAMESPACE!r}).\n"
         f"# Generated; review diffs, then update with: {UPDATE_COMMAND}\n"
     )
     documents = [

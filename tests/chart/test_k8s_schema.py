@@ -8,6 +8,7 @@ import pytest
 from tests.chart import helpers, kube_schema
 
 MINORS = kube_schema.chart_minors(helpers.CHART_DIR)
+CONTAINER = ("spec", "template", "spec", "containers", 0)
 
 # groupVersion → (when it was deprecated or removed for the kinds a chart like ours uses, what to use)
 RETIRED_GROUP_VERSIONS: dict[str, tuple[str, str]] = {
@@ -92,6 +93,19 @@ def test_object_names_are_valid_dns_labels(objects: list[helpers.Manifest]) -> N
             ("spec", "template", "spec", "containers", 0),
             {"imagePullPolicy": "Sometimes"},
             "imagePullPolicy",
+        ),
+        ("port name too long", (*CONTAINER, "ports", 0), {"name": "http-service-port"}, "ports[0].name"),
+        (
+            "label value too long",
+            ("spec", "template", "metadata", "labels"),
+            {"team": "x" * 64},
+            "labels[team]",
+        ),
+        (
+            "liveness success threshold",
+            (*CONTAINER, "livenessProbe"),
+            {"successThreshold": 2},
+            "successThreshold",
         ),
     ],
 )

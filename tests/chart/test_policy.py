@@ -409,3 +409,60 @@ def test_exceptions_are_justified() -> None:
         key for key, reason in EXCEPTIONS.items() if len(reason.split()) < 5 or key[0] not in POD_CHECKS
     ]
     assert unjustified == []
+
+
+def _container(owner: helpers.Manifest) -> helpers.Manifest:
+    return helpers.pod_spec(owner)["containers"][0]
+
+
+# check → (how to break a compliant Deployment, the field the finding must name). Proves each check can fail.
+BREAKAGES: dict[str, tuple[Callable[[helpers.Manifest], None], str]] = {
+    "run_as_non_root": (
+        lambda o: _container(o)["securityContext"].update(runAsNonRoot=False),
+        "runAsNonRoot",
+    ),
+    "run_as_numeric_non_zero_user": (
+        lambda o: _container(o)["securityContext"].update(runAsUser=0),
+        "runAsUser",
+    ),
+    "no_privilege_escalation": (
+        lambda o: _container(o)["securityContext"].pop("allowPrivilegeEscalation"),
+        "allowPrivilegeEscalation",
+    ),
+    "capabilities_dropped": (
+        lambda o: _container(o)["securityContext"]["capabilities"].update(add=["SYS_ADMIN"]),
+        "capabilities.add",
+    ),
+    "seccomp_profile": (
+        lambda o: helpers.pod_spec(o)["securityContext"]["seccompProfile"].update(type="Unconfined"),
+        "seccompProfile",
+    ),
+    "no_host_access": (
+        lambda o: helpers.pod_spec(o)["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+        "volumes[",
+    ),
+    "read_only_root_filesystem": (
+        lambda o: _container(o)["securityContext"].update(readOnlyRootFilesystem=False),
+        "readOnlyRootFilesystem",
+    ),
+    "requests_and_memory_limit": (lambda o: _container(o)["resources"].pop("limits"), "limits.memory"),
+    "pinned_images": (lambda o: _container(o).update(image="ghcr.io/model-api/model-api:latest"), "image"),
+    "token_automount_off": (
+        lambda o: helpers.pod_spec(o).update(automountServiceAccountToken=True),
+        "automountServiceAccountToken",
+    ),
+    "no_secret_in_literal_env": (
+        lambda o: _container(o).setdefault("env", []).append({"name": "DB_PASSWORD", "value": "hunter2"}),
+        "DB_PASSWORD",
+    ),
+}
+
+
+@pytest.mark.parametrize("check", list(POD_CHECKS))
+def test_policy_check_can_fail(check: str) -> None:
+    deployment = helpers.get(helpers.render(), "Deployment")
+    assert POD_CHECKS[check](deployment) == [], f"{check}: the default render must comply"
+    breakage, field = BREAKAGES[check]
+    breakage(deployment)
+    findings = POD_CHECKS[check](deployment)
+    assert len(findings) >= 1 and all("Deployment/model-api" in f and field in f for f in findings), findings

@@ -172,7 +172,7 @@ VALID_EDGES: list[tuple[str, dict[str, Any]]] = [
                 "loadBalancerSourceRanges": ["10.0.0.0/8", "2001:db8::/32"],
             }
         },
-    ),  # fmt: skip
+    ),
     ("digest", {"image": {"digest": DIGEST}}),
     ("tag with dots and dashes", {"image": {"tag": "1.2.3_build.4-rc1"}}),
     (
@@ -224,7 +224,7 @@ VALID_EDGES: list[tuple[str, dict[str, Any]]] = [
             "priorityClassName": "high",
             "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
         },
-    ),  # fmt: skip
+    ),
     ("external service account", {"serviceAccount": {"create": False, "name": "shared-runner"}}),
     ("tmp in memory", {"tmpVolume": {"medium": "Memory"}}),
     ("allow external", {"networkPolicy": {"enabled": True, "allowExternal": True}}),
@@ -237,7 +237,7 @@ VALID_EDGES: list[tuple[str, dict[str, Any]]] = [
             },
             "persistence": {"enabled": True, "storageClass": "standard"},
         },
-    ),  # fmt: skip
+    ),
     (
         "monitor in another namespace",
         {"serviceMonitor": {"enabled": True, "forceEnable": True, "namespace": "monitoring"}},
@@ -251,7 +251,7 @@ VALID_EDGES: list[tuple[str, dict[str, Any]]] = [
                 "tls": [{"secretName": "t", "hosts": [HOST, "b.example.com"]}],
             }
         },
-    ),  # fmt: skip
+    ),
 ]
 
 

@@ -15,6 +15,7 @@ import pytest
 from model_api.openapi import openapi_document
 from model_api.settings import Settings, SettingsError, env_name
 
+from loadtest import localpod
 from tests.chart import helpers
 from tests.chart.helpers import Manifest, label, selects
 
@@ -74,7 +75,8 @@ def test_services_select_the_pods_and_not_the_test_hook(objects: list[Manifest])
     for service in release_services(objects):
         selector = service["spec"].get("selector") or {}
         assert selector and selects(selector, pod_labels(objects)), (
-            f"{label(service)}: spec.selector {selector} does not select the pods' labels {pod_labels(objects)}"
+            f"{label(service)}: spec.selector {selector} does not select the pods' labels "
+            f"{pod_labels(objects)}"
         )
         assert not any(selects(selector, labels) for labels in hook_labels), (
             f"{label(service)}: spec.selector also selects the helm test Pod: it would receive traffic"
@@ -83,7 +85,8 @@ def test_services_select_the_pods_and_not_the_test_hook(objects: list[Manifest])
 
 def test_service_target_ports_exist_on_the_container(objects: list[Manifest]) -> None:
     missing = [
-        f"{label(service)}: spec.ports[{i}].targetPort {port.get('targetPort', port['port'])!r} is no port of "
+        f"{label(service)}: spec.ports[{i}].targetPort {port.get('targetPort', port['port'])!r} is no port "
+        "of "
         "any container"
         for service in release_services(objects)
         for i, port in enumerate(service["spec"]["ports"])
@@ -102,7 +105,8 @@ def probes_of(container: Manifest) -> list[tuple[str, Manifest]]:
 
 def test_probe_ports_exist_on_their_container(objects: list[Manifest]) -> None:
     missing = [
-        f"{label(helpers.workload(objects))}: containers[{c['name']}].{key}.{handler}.port {probe[handler]['port']!r} "
+        f"{label(helpers.workload(objects))}: containers[{c['name']}].{key}.{handler}.port "
+        f"{probe[handler]['port']!r} "
         "is not a port of the container"
         for c in pod_containers(objects)
         for key, probe in probes_of(c)
@@ -115,7 +119,8 @@ def test_probe_ports_exist_on_their_container(objects: list[Manifest]) -> None:
 def test_probe_paths_are_served_by_the_service(objects: list[Manifest]) -> None:
     paths = served_paths(tuple(sorted(rendered_config(objects).items())))
     unserved = [
-        f"{label(helpers.workload(objects))}: containers[{c['name']}].{key}.httpGet.path {probe['httpGet'].get('path')!r}"
+        f"{label(helpers.workload(objects))}: containers[{c['name']}].{key}.httpGet.path "
+        f"{probe['httpGet'].get('path')!r}"
         f" is not served (the service's /openapi.json lists {sorted(paths)})"
         for c in pod_containers(objects)
         for key, probe in probes_of(c)
@@ -145,6 +150,28 @@ def test_config_map_holds_only_settings_the_service_reads(objects: list[Manifest
         pytest.fail(f"ConfigMap/{helpers.FULLNAME}: data: the service would refuse to start: {error}")
 
 
+def test_kubelet_built_environment_is_valid_settings(objects: list[Manifest]) -> None:
+    """With service links on, the kubelet adds <SERVICE>_PORT=tcp://... for every Service: a Service named
+    model-api would feed MODEL_API_PORT=tcp://... to the service unless the pod turns links off."""
+    container = helpers.main_container(objects)
+    env = localpod.container_env(objects, container, {"MODEL_API_API_KEY": "external"})
+    if helpers.workload(objects)["spec"]["template"]["spec"].get("enableServiceLinks", True):
+        env = {**localpod.service_link_env(objects), **env}
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as error:
+        pytest.fail(
+            f"{label(helpers.workload(objects))}: containers[{container['name']}]: the environment the "
+            f"kubelet "
+            f"builds is refused by the service: {error} (spec.template.spec.enableServiceLinks?)"
+        )
+    http = next(p["containerPort"] for p in container.get("ports") or [] if p.get("name") == "http")
+    assert settings.port == http, (
+        f"{label(helpers.workload(objects))}: the kubelet-built environment makes the service listen on "
+        f"{settings.port}, not on ports[http].containerPort {http}"
+    )
+
+
 def test_service_listens_where_the_pod_says(objects: list[Manifest]) -> None:
     config, container = rendered_config(objects), helpers.main_container(objects)
     http = [p for p in container.get("ports") or [] if p.get("name") == "http"]
@@ -153,11 +180,13 @@ def test_service_listens_where_the_pod_says(objects: list[Manifest]) -> None:
     )
     settings = Settings.from_env(config)
     assert settings.port == http[0]["containerPort"], (
-        f"ConfigMap/{helpers.FULLNAME}: data.MODEL_API_PORT {settings.port} != containers[{container['name']}]"
+        f"ConfigMap/{helpers.FULLNAME}: data.MODEL_API_PORT {settings.port} != "
+        f"containers[{container['name']}]"
         f".ports[http].containerPort {http[0]['containerPort']}"
     )
     assert config.get("MODEL_API_HOST", "") in ANY_ADDRESS, (
-        f"ConfigMap/{helpers.FULLNAME}: data.MODEL_API_HOST {config['MODEL_API_HOST']!r}: the kubelet's probes and "
+        f"ConfigMap/{helpers.FULLNAME}: data.MODEL_API_HOST {config['MODEL_API_HOST']!r}: the kubelet's "
+        "probes and "
         "the Service reach the pod IP, so the service must listen on all addresses"
     )
 
@@ -168,7 +197,8 @@ def test_hpa_targets_this_release_workload(objects: list[Manifest]) -> None:
         expected = {k: workload[k] for k in ("apiVersion", "kind")} | {"name": workload["metadata"]["name"]}
         assert hpa["spec"]["scaleTargetRef"] == expected, f"{label(hpa)}: spec.scaleTargetRef"
         assert "replicas" not in workload["spec"], (
-            f"{label(workload)}: spec.replicas is set while {label(hpa)} scales it: every upgrade resets the scale"
+            f"{label(workload)}: spec.replicas is set while {label(hpa)} scales it: "
+            "every upgrade resets the scale"
         )
         assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"], (
             f"{label(hpa)}: spec.minReplicas > maxReplicas"
@@ -179,7 +209,8 @@ def test_hpa_resource_metrics_have_requests(objects: list[Manifest]) -> None:
     """Utilization targets are percentages of the request: without one the HPA cannot compute them."""
     requests = (helpers.main_container(objects).get("resources") or {}).get("requests") or {}
     missing = [
-        f"{label(hpa)}: spec.metrics[{i}] targets {m['resource']['name']} utilization, but the container requests none"
+        f"{label(hpa)}: spec.metrics[{i}] targets {m['resource']['name']} utilization, "
+        "but the container requests none"
         for hpa in helpers.find(objects, "HorizontalPodAutoscaler")
         for i, m in enumerate(hpa["spec"].get("metrics") or [])
         if m["type"] == "Resource"
@@ -260,7 +291,8 @@ def test_network_policies_select_the_pods_and_open_the_http_port(objects: list[M
             for p in rule.get("ports") or [{"port": None}]
         ]
         assert {None, "http", http_port(objects)["containerPort"]} & set(opened), (
-            f"{label(policy)}: spec.ingress[*].ports {opened} never open the http port: the Service gets nothing"
+            f"{label(policy)}: spec.ingress[*].ports {opened} never open the http port: "
+            "the Service gets nothing"
         )
 
 
@@ -269,7 +301,8 @@ def test_network_policies_let_the_helm_test_pod_in(objects: list[Manifest]) -> N
     for policy in helpers.find(objects, "NetworkPolicy"):
         for hook in hooks:
             assert policy_admits(policy, hook["metadata"].get("labels") or {}, http_port(objects)), (
-                f"{label(policy)}: spec.ingress admits no rule for {label(hook)}'s labels: `helm test` would time out"
+                f"{label(policy)}: spec.ingress has no rule admitting {label(hook)}'s labels: "
+                "`helm test` would time out"
             )
 
 
@@ -311,7 +344,8 @@ def reference_problems(objects: list[Manifest], external: tuple[str, str] | None
                         continue
                     if keys is None or ref["key"] not in keys:
                         problems.append(
-                            f"{where}.env[{item['name']}].valueFrom.{ref_key}: {kind}/{ref['name']} key {ref['key']!r} "
+                            f"{where}.env[{item['name']}].valueFrom.{ref_key}: {kind}/{ref['name']} "
+                            f"key {ref['key']!r} "
                             "is neither rendered nor the declared apiKey.existingSecret"
                         )
     return problems
@@ -329,7 +363,8 @@ def test_volume_mounts_have_volumes(objects: list[Manifest]) -> None:
         claims = {t["metadata"]["name"] for t in owner["spec"].get("volumeClaimTemplates") or []}
         for c in helpers.containers(spec):
             problems += [
-                f"{label(owner)}: containers[{c['name']}].volumeMounts[{m['name']}]: no volume or claim template of that name"
+                f"{label(owner)}: containers[{c['name']}].volumeMounts[{m['name']}]: "
+                "no volume or claim template of that name"
                 for m in c.get("volumeMounts") or []
                 if m["name"] not in volumes and m["name"] not in claims
             ]

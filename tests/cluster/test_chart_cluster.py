@@ -75,7 +75,7 @@ class ClusterRelease:
         return self.apps.read_namespaced_deployment(helpers.FULLNAME, self.namespace)
 
     def rolled_out(self) -> bool:
-        """`kubectl rollout status`: the newest generation observed, every replica updated, ready, available."""
+        """`kubectl rollout status`: newest generation observed, every replica updated, ready, available."""
         d = self.deployment()
         wanted = d.spec.replicas or 0
         status = d.status
@@ -99,9 +99,13 @@ def cluster() -> Iterator[ClusterRelease]:
     target.create_namespace()
     try:
         target.helm.install(
-            str(helpers.CHART_DIR), RELEASE, target.values(), namespace=target.namespace,
-            wait="watcher", timeout=INSTALL_TIMEOUT_S,
-        )  # fmt: skip
+            str(helpers.CHART_DIR),
+            RELEASE,
+            target.values(),
+            namespace=target.namespace,
+            wait="watcher",
+            timeout=INSTALL_TIMEOUT_S,
+        )
         yield target
     finally:
         try:
@@ -147,9 +151,13 @@ def test_config_change_rolls_the_pods(cluster: ClusterRelease) -> None:
     wait_for(cluster.rolled_out, INSTALL_TIMEOUT_S, "the initial rollout")
     before = cluster.pod_template_hashes()
     cluster.helm.upgrade(
-        str(helpers.CHART_DIR), RELEASE, cluster.values({"config": {"logLevel": "warning"}}),
-        namespace=cluster.namespace, wait="watcher", timeout=INSTALL_TIMEOUT_S,
-    )  # fmt: skip
+        str(helpers.CHART_DIR),
+        RELEASE,
+        cluster.values({"config": {"logLevel": "warning"}}),
+        namespace=cluster.namespace,
+        wait="watcher",
+        timeout=INSTALL_TIMEOUT_S,
+    )
     wait_for(cluster.rolled_out, INSTALL_TIMEOUT_S, "the rollout after the ConfigMap change")
 
     def only_new_pods() -> set[str] | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.cluster import live_scaling, problems_seen
 from loadtest.report import FigureText, Scaling, ScalingPoint, compute_verdicts, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -147,7 +148,6 @@ def test_every_report_file_is_written(tmp_path: Path, scaling: Scaling | None) -
         facts={"host": "http://127.0.0.1:1"},
         endpoints=endpoints,
         errors=[{"name": "/api/v0/pi", "error": "wrong digits", "occurrences": 4}],
-        extra_utilization=[("service process CPU", "service_cpu_percent")],
     )
 
     with files.timeline_csv.open() as handle:
@@ -170,3 +170,42 @@ def test_every_report_file_is_written(tmp_path: Path, scaling: Scaling | None) -
             "report.md scale-up"
         )
         assert files.scaling_csv is not None and files.scaling_csv.exists(), "replicas-live.csv missing"
+
+
+def watcher_row(t: float, desired: int | None, ready: int, utilization: int | None, **extra: object) -> dict:
+    """A timeline row with the HPA watcher's columns (loadtest.hpa_watcher), as the runner records it."""
+    return {
+        "t": t,
+        "users": 2,
+        "hpa_found": True,
+        "hpa_desired_replicas": desired,
+        "workload_ready_replicas": ready,
+        "hpa_cpu_utilization": utilization,
+        "hpa_cpu_target": 50,
+        "hpa_min_replicas": 1,
+        "hpa_max_replicas": 4,
+        **extra,
+    }
+
+
+def test_watcher_rows_become_the_live_replica_series() -> None:
+    timeline = [
+        watcher_row(1, None, 1, None, hpa_found=False, hpa_error="HPA default/x not found"),
+        watcher_row(2, 1, 1, 80),
+        watcher_row(3, 2, 1, 95, pod_metrics_error="metrics-server is not installed"),
+        watcher_row(4, 2, 2, 48),
+    ]
+    expected = [
+        ScalingPoint(t=2, desired=1, ready=1, utilization=80, target=50),
+        ScalingPoint(t=3, desired=2, ready=1, utilization=95, target=50),
+        ScalingPoint(t=4, desired=2, ready=2, utilization=48, target=50),
+    ]
+    scaling = live_scaling(timeline, "live HPA default/x")
+    assert scaling is not None, "live_scaling() of rows with HPA state"
+    assert list(scaling.points) == expected, "Scaling.points from the watcher's columns"
+    assert (scaling.min_replicas, scaling.max_replicas) == (1, 4), "Scaling min/max from hpa_min/max_replicas"
+    notes = problems_seen(timeline)
+    assert notes == [
+        "from t=1 s: HPA default/x not found",
+        "from t=3 s: metrics-server is not installed",
+    ], "problems_seen() notes"

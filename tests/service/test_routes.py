@@ -180,3 +180,19 @@ def test_every_response_carries_a_request_id_and_honours_the_callers(client: Asg
 
     assert given.headers["x-request-id"] == "abc-123"
     assert len(generated.headers["x-request-id"]) == 32, "generated request id is a uuid4 hex"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "sl=5.1&sw=3.5&pl=1.4&pw=0.2",
+        "sl=5.1&sw=3.5&pl=1.4&pw=%2B0.2",
+        "pw=0.2&pl=1.4&&sw=3.5&sl=5.1",
+        "sl=5.1&sw=+3.5&pl=1.4&pw=0.2",
+    ],
+    ids=["plain", "percent-escaped", "reordered-with-empty-pair", "plus-as-space"],
+)
+def test_classify_query_string_forms(client: AsgiClient, query: str) -> None:
+    result = client.get(f"/api/v01/classify?{query}")
+
+    assert (result.status, result.json()) == (200, {"species": "Iris setosa"}), query

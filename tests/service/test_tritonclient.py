@@ -9,6 +9,7 @@ from model_api.train import CLASS_NAMES
 
 from tests.service.server_process import ServerProcess
 
+pytestmark = pytest.mark.slow
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [5.9, 3.0, 4.2, 1.5], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
 from model_api import __version__
@@ -106,7 +107,7 @@ class V2Routes:
             {"model_name": self.name, "model_version": model.metadata.version}, request_id, outputs, tensors
         )
 
-    def _input_batch(self, inputs: Any, binary: bytes, input_name: str):
+    def _input_batch(self, inputs: Any, binary: bytes, input_name: str) -> np.ndarray:
         if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
             raise BadRequest(f"'inputs' must be a list holding exactly one tensor named {input_name!r}")
         tensor = inputs[0]

@@ -1,0 +1,311 @@
+"""Mutation check of the chart suite: plant one deployment-breaking or hardening-weakening mistake at a time
+in a copy of the chart, values files and Dockerfile, and confirm `pytest -m chart` fails naming it.
+
+    .venv/bin/python -m tests.chart.mutation_check [--only NAME ...] [--list]
+
+The real chart is never touched: the suite is pointed at the copy with MODEL_API_CHART_DIR,
+MODEL_API_VALUES_DIR and MODEL_API_DOCKERFILE. The golden layer is left out (it catches every rendered
+change by construction, so it would hide whether a real check fired). Not collected by pytest (slow:
+one suite run per mutation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtest import release
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  # in the sandbox: chart/..., values/values-*.yaml or Dockerfile
+    old: str
+    new: str
+
+
+POD = "chart/templates/_helpers.tpl"
+VALUES = "chart/values.yaml"
+PROD = "values/values-prod.yaml"
+
+MUTATIONS = [
+    Mutation(
+        "Service targetPort no container has",
+        "chart/templates/service.yaml",
+        "targetPort: http",
+        "targetPort: web",
+    ),
+    Mutation("liveness probe path the service does not serve", POD, "path: /healthz", "path: /health"),
+    Mutation(
+        "readiness probe on a port the container lacks",
+        POD,
+        "path: /readyz\n          port: http\n        {{- toYaml .Values.readinessProbe",
+        "path: /readyz\n          port: 8081\n        {{- toYaml .Values.readinessProbe",
+    ),
+    Mutation(
+        "selector label dropped from the pods",
+        POD,
+        'labels:\n    {{- include "model-api.labels" . | nindent 4 }}\n    {{- with .Values.podLabels',
+        'labels:\n    {{- include "model-api.commonLabels" . | nindent 4 }}\n    {{- with .Values.podLabels',
+    ),
+    Mutation(
+        "workload selector carries mutable labels",
+        "chart/templates/deployment.yaml",
+        'matchLabels:\n      {{- include "model-api.selectorLabels" . | nindent 6 }}',
+        'matchLabels:\n      {{- include "model-api.labels" . | nindent 6 }}',
+    ),
+    Mutation(
+        "HPA aimed at the wrong workload name",
+        "chart/templates/hpa.yaml",
+        'kind: {{ .Values.workload.kind }}\n    name: {{ include "model-api.fullname" . }}',
+        'kind: {{ .Values.workload.kind }}\n    name: {{ include "model-api.fullname" . }}-app',
+    ),
+    Mutation(
+        "HPA kind fixed to Deployment",
+        "chart/templates/hpa.yaml",
+        "kind: {{ .Values.workload.kind }}",
+        "kind: Deployment",
+    ),
+    Mutation(
+        "HPA on a removed API version",
+        "chart/templates/hpa.yaml",
+        "apiVersion: autoscaling/v2",
+        "apiVersion: autoscaling/v2beta2",
+    ),
+    Mutation(
+        "replicas kept while the HPA scales",
+        "chart/templates/deployment.yaml",
+        "{{- if not .Values.autoscaling.enabled }}\n  replicas:",
+        "{{- if true }}\n  replicas:",
+    ),
+    Mutation(
+        "rolling update may drop capacity",
+        "chart/templates/deployment.yaml",
+        '"maxUnavailable" 0',
+        '"maxUnavailable" 1',
+    ),
+    Mutation(
+        "runAsNonRoot switched off",
+        VALUES,
+        "readOnlyRootFilesystem: true\n  runAsNonRoot: true",
+        "readOnlyRootFilesystem: true\n  runAsNonRoot: false",
+    ),
+    Mutation(
+        "allowPrivilegeEscalation on",
+        VALUES,
+        "allowPrivilegeEscalation: false",
+        "allowPrivilegeEscalation: true",
+    ),
+    Mutation("capabilities no longer drop ALL", VALUES, "drop:\n      - ALL", "drop:\n      - NET_RAW"),
+    Mutation(
+        "writable root filesystem", VALUES, "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"
+    ),
+    Mutation("seccomp Unconfined", VALUES, "type: RuntimeDefault", "type: Unconfined"),
+    Mutation("service account token mounted", VALUES, "automount: false", "automount: true"),
+    Mutation(
+        "hostNetwork on", POD, "enableServiceLinks: false", "enableServiceLinks: false\nhostNetwork: true"
+    ),
+    Mutation("no memory limit by default", VALUES, "  limits:\n    memory: 256Mi", "  limits: {}"),
+    Mutation(
+        "preStop longer than the grace period",
+        POD,
+        "seconds: {{ .Values.preStopSleepSeconds }}",
+        "seconds: 60",
+    ),
+    Mutation(
+        "ConfigMap key typo", "chart/templates/configmap.yaml", "MODEL_API_LOG_LEVEL", "MODEL_API_LOGLEVEL"
+    ),
+    Mutation(
+        "service told to listen on loopback",
+        "chart/templates/configmap.yaml",
+        "data:\n",
+        'data:\n  MODEL_API_HOST: "127.0.0.1"\n',
+    ),
+    Mutation(
+        "envFrom names a ConfigMap not rendered",
+        POD,
+        'configMapRef:\n            name: {{ include "model-api.fullname" . }}',
+        'configMapRef:\n            name: {{ include "model-api.fullname" . }}-config',
+    ),
+    Mutation("secretKeyRef to a key the Secret lacks", POD, '"api-key" (not', '"apikey" (not'),
+    Mutation(
+        "volumeMount without a volume",
+        POD,
+        "- name: tmp\n          mountPath: /tmp",
+        "- name: scratch\n          mountPath: /tmp",
+    ),
+    Mutation("checksum annotation dropped", POD, "checksum/config:", "config-hash-unused:"),
+    Mutation(
+        "StatefulSet serviceName not the headless Service",
+        "chart/templates/statefulset.yaml",
+        'serviceName: {{ include "model-api.headlessServiceName" . }}',
+        'serviceName: {{ include "model-api.fullname" . }}',
+    ),
+    Mutation(
+        "ServiceMonitor port name absent from the Service",
+        "chart/templates/servicemonitor.yaml",
+        "- port: http",
+        "- port: metrics",
+    ),
+    Mutation(
+        "Ingress backend port absent from the Service",
+        "chart/templates/ingress.yaml",
+        "name: http",
+        "name: web",
+    ),
+    Mutation(
+        "NetworkPolicy opens the wrong port",
+        "chart/templates/networkpolicy.yaml",
+        "- port: http",
+        "- port: metrics",
+    ),
+    Mutation(
+        "NetworkPolicy shuts out the helm test pod",
+        "chart/templates/tests/test-connection.yaml",
+        '{{- include "model-api.clientLabel" . | nindent 4 }}\n',
+        "",
+    ),
+    Mutation(
+        "test hook calls the container port via the Service",
+        "chart/templates/tests/test-connection.yaml",
+        ":{{ .Values.service.port }}",
+        ":{{ .Values.containerPort }}",
+    ),
+    Mutation(
+        "test hook image unpinned",
+        "chart/templates/tests/test-connection.yaml",
+        'image: {{ include "model-api.image" . }}',
+        "image: busybox",
+    ),
+    Mutation(
+        "PDB selects nothing",
+        "chart/templates/poddisruptionbudget.yaml",
+        'matchLabels:\n      {{- include "model-api.selectorLabels" . | nindent 6 }}',
+        "matchLabels:\n      app: model-api",
+    ),
+    Mutation("prod on a mutable tag", PROD, 'tag: "0.1.0"', 'tag: "latest"'),
+    Mutation("prod down to one replica", PROD, "minReplicas: 3", "minReplicas: 1"),
+    Mutation("prod PDB off", PROD, "pdb:\n  enabled: true", "pdb:\n  enabled: false"),
+    Mutation(
+        "prod without spread",
+        PROD,
+        "topologySpreadConstraints:\n"
+        "  - maxSkew: 1\n    topologyKey: topology.kubernetes.io/zone\n"
+        "    whenUnsatisfiable: ScheduleAnyway\n"
+        "  - maxSkew: 1\n    topologyKey: kubernetes.io/hostname\n    whenUnsatisfiable: DoNotSchedule\n",
+        "topologySpreadConstraints: []\n",
+    ),
+    Mutation("Dockerfile USER differs from runAsUser", "Dockerfile", "USER 10001:10001", "USER 1000:1000"),
+    Mutation("Dockerfile EXPOSE differs from the container port", "Dockerfile", "EXPOSE 8080", "EXPOSE 8000"),
+    Mutation(
+        "Dockerfile ENTRYPOINT differs from the command",
+        "Dockerfile",
+        'ENTRYPOINT ["model-api", "serve"]',
+        'ENTRYPOINT ["python", "-m", "model_api", "serve"]',
+    ),
+]
+
+
+def make_sandbox(root: Path) -> dict[str, str]:
+    """Copy chart, root values files and Dockerfile into `root`; the env that points the suite at them."""
+    shutil.copytree(release.CHART_DIR, root / "chart")
+    (root / "values").mkdir()
+    for name in ("values-dev.yaml", "values-prod.yaml"):
+        shutil.copy(release.ROOT / name, root / "values" / name)
+    shutil.copy(release.ROOT / "Dockerfile", root / "Dockerfile")
+    return {
+        "MODEL_API_CHART_DIR": str(root / "chart"),
+        "MODEL_API_VALUES_DIR": str(root / "values"),
+        "MODEL_API_DOCKERFILE": str(root / "Dockerfile"),
+    }
+
+
+def run_suite(env: dict[str, str]) -> tuple[int, str]:
+    """Run the chart layers (golden left out), stopping at the first failures; (exit code, output)."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/chart",
+        "-m",
+        "chart",
+        "-k",
+        "not golden",
+        "-q",
+        "--maxfail=2",
+        "-p",
+        "no:cacheprovider",
+        "--no-header",
+        "-rf",
+        "--tb=short",
+    ]
+    finished = subprocess.run(
+        command,
+        cwd=release.ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return finished.returncode, finished.stdout + finished.stderr
+
+
+def first_failure(output: str) -> str:
+    """`test id: first error line` of the first failure (pytest's short summary and its E lines)."""
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", output, re.MULTILINE)
+    errors = [line[1:].strip() for line in output.splitlines() if line.startswith("E ") and len(line) > 4]
+    if not failed:
+        return output.strip().splitlines()[-1] if output.strip() else "no output"
+    return f"{failed[0].split('/')[-1]}: {(errors or [''])[0][:300]}"
+
+
+def apply(mutation: Mutation, root: Path) -> None:
+    target = root / mutation.path
+    text = target.read_text()
+    if mutation.old not in text:
+        raise SystemExit(f"mutation {mutation.name!r}: {mutation.path} no longer contains {mutation.old!r}")
+    target.write_text(text.replace(mutation.old, mutation.new, 1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="run only mutations whose name contains one of these")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS if not args.only or any(word in m.name for word in args.only)]
+    if args.list:
+        print("\n".join(m.name for m in chosen))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="model-api-baseline-") as tmp:
+        code, output = run_suite(make_sandbox(Path(tmp)))
+    if code != 0:
+        print(f"baseline: the unmutated copy already fails, fix that first:\n{first_failure(output)}")
+        return 2
+    missed = 0
+    for mutation in chosen:
+        with tempfile.TemporaryDirectory(prefix="model-api-mutant-") as tmp:
+            env = make_sandbox(Path(tmp))
+            apply(mutation, Path(tmp))
+            began = time.monotonic()
+            code, output = run_suite(env)
+        caught = code != 0
+        missed += not caught
+        verdict = "CAUGHT" if caught else "MISSED"
+        detail = first_failure(output) if caught else "no chart test failed"
+        print(f"{verdict:7} {mutation.name} ({time.monotonic() - began:.0f} s)\n        {detail}")
+    print(f"\n{len(chosen) - missed}/{len(chosen)} mutations caught")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""Autoscaling end to end on a real cluster (kind with metrics-server in CI): a step load through the
+Service makes the HPA scale the release up, and once the load stops it scales back down.
+
+The release is the dev values with autoscaling on and a 30 s scale-down window (loadtest.cluster), in its
+own namespace; the load runs as `python -m loadtest run --watch-hpa` in a subprocess (locust patches the
+process that imports it), and the test reads the report it writes. Bounded: about 2 minutes of load,
+2.5 minutes of watching, every step with a timeout.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtest import cluster, release
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+RELEASE = "model-api-autoscale"
+NAMESPACE = "model-api-autoscale"
+LOAD_SECONDS = 120
+COOLDOWN_SECONDS = 150  # the 30 s scale-down window, the metrics pipeline's lag (~30-60 s) and a margin
+RUN_TIMEOUT_S = LOAD_SECONDS + COOLDOWN_SECONDS + cluster.METRICS_TIMEOUT_S + 120
+
+
+@pytest.fixture(scope="module")
+def installed() -> Iterator[list[release.Manifest]]:
+    values = cluster.cluster_values()
+    objects = release.render(values, release=RELEASE, namespace=NAMESPACE)
+    cluster.install_or_upgrade(values, release_name=RELEASE, namespace=NAMESPACE)
+    try:
+        yield objects
+    finally:
+        cluster.uninstall(RELEASE, NAMESPACE)
+
+
+def run_watched_load(host: str, out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], list]:
+    env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"}
+    command = [
+        sys.executable, "-m", "loadtest", "run", "--host", host, "--out", str(out),
+        "--shape", "step", "--step-users", "2", "--step-seconds", "30", "--steps", "4",
+        "--duration", str(LOAD_SECONDS), "--user", "pi", "--user-rps", "2", "--pi-ndigits", "20000",
+        "--watch-hpa", "--namespace", NAMESPACE, "--release", RELEASE, "--cooldown", str(COOLDOWN_SECONDS),
+    ]  # fmt: skip
+    finished = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
+    reports = sorted(out.iterdir()) if out.exists() else []
+    assert len(reports) == 1, f"no report from the load run; stderr:\n{finished.stderr[-3000:]}"
+    summary = json.loads((reports[0] / "summary.json").read_text())
+    with (reports[0] / "timeline.csv").open() as handle:
+        timeline = list(csv.DictReader(handle))
+    return finished, summary, timeline
+
+
+def test_step_load_scales_up_then_down(installed: list[release.Manifest], tmp_path: Path) -> None:
+    with cluster.service_url(installed, NAMESPACE) as host:
+        finished, summary, timeline = run_watched_load(host, tmp_path)
+
+    watched = [row for row in timeline if row.get("hpa_desired_replicas")]
+    assert watched, f"the watcher recorded no HPA state; stderr:\n{finished.stderr[-3000:]}"
+    desired = [int(row["hpa_desired_replicas"]) for row in watched]
+    minimum = int(watched[0]["hpa_min_replicas"])
+    verdicts = summary["verdicts"]
+    assert max(desired) > minimum, f"no scale-up: desired replicas over the run {sorted(set(desired))}"
+    assert verdicts["first_scale_up_s"] is not None, "summary.json verdicts.first_scale_up_s"
+    assert desired[-1] < max(desired), f"no scale-down after the load: desired at the end {desired[-1]}"
+    assert verdicts["scale_down_start_s"] is not None, "summary.json verdicts.scale_down_start_s"
+    requests, failures = verdicts["requests"], verdicts["failures"]
+    assert requests > 0 and failures <= 0.05 * requests, f"{failures} of {requests} requests failed"
