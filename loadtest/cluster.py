@@ -1,27 +1,29 @@
 """With a cluster: install or upgrade the release, reach its Service, watch the real HPA during a load run.
 
 Uses the current kubeconfig context (or `--context`). Helm: the `helm` CLI when it is on PATH, else Helm's
-own Go SDK through helm-python-sdk. The Service is reached through the API server's service proxy
-(`kubectl proxy`), which picks a ready endpoint per request, so new pods take their share of the load;
-a port-forward pins every connection to one pod and would hide what the HPA does. An Ingress or any other
-URL can be given instead (`--url`).
+own Go SDK through helm-python-sdk. The Service is reached through the API server's service proxy, relayed
+on loopback with the kubernetes client's credentials (ServiceProxy): the API server picks a ready endpoint
+per request, so new pods take their share of the load, where a port-forward would pin every connection to
+one pod and hide what the HPA does. An Ingress or any other URL can be given instead (`--url`).
 
-Nothing here imports locust: the cluster test drives the load in a subprocess (`python -m loadtest run`),
-and only `run_cluster_demo` (in-process, like the offline demo) imports the runner.
+Nothing here imports locust: the cluster test drives the load in a subprocess (`python -m loadtest run`);
+`python -m loadtest demo --cluster` (loadtest/demo.py) runs it in-process.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import yaml
@@ -50,7 +52,6 @@ DEFAULT_RELEASE = "model-api-load"
 DEFAULT_NAMESPACE = "model-api-load"
 INSTALL_TIMEOUT_S = 300
 METRICS_TIMEOUT_S = 180  # metrics-server needs a scrape or two after the pods start
-PROXY_READY_TIMEOUT_S = 30
 
 
 class ClusterError(RuntimeError):
@@ -152,44 +153,112 @@ def service_path(objects: Sequence[release.Manifest], namespace: str) -> str:
     return f"/api/v1/namespaces/{namespace}/services/{name}:{port.get('name') or port['port']}/proxy"
 
 
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+     "transfer-encoding", "upgrade", "host", "content-length", "authorization"}
+)  # fmt: skip
+
+
+class _RelayServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The load generator drops connections when it stops its users mid-request: not worth a traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class ServiceProxy:
+    """A loopback HTTP server relaying each request to a Service through the API server's service proxy,
+    with the kubeconfig's credentials (what `kubectl proxy` does, without needing kubectl).
+
+    The API server picks a ready endpoint per request, so the load spreads over the pods as they scale;
+    a port-forward would pin it to one pod. The service's own API key must travel as X-API-Key here:
+    the Authorization header carries the cluster credentials.
+    """
+
+    def __init__(self, api_client: Any, path: str, timeout: float = 30.0) -> None:
+        self.base = api_client.configuration.host.rstrip("/") + path
+        self._configuration = api_client.configuration
+        self._pool = api_client.rest_client.pool_manager
+        self._timeout = timeout
+        self._server = _RelayServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._server.serve_forever, name="service-proxy", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        return self.url
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def auth_headers(self) -> dict[str, str]:
+        """The kubeconfig's header credentials (bearer token, refreshed by exec plugins); certificates are
+        already in the connection pool."""
+        return {
+            setting["key"]: setting["value"]
+            for setting in self._configuration.auth_settings().values()
+            if setting.get("in") == "header" and setting.get("value")
+        }
+
+    def relay(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes | None
+    ) -> tuple[int, list, bytes]:
+        """(status, headers, body) of `method path` sent on to the Service; 502 when the API server fails."""
+        forwarded = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP} | self.auth_headers()
+        try:
+            response = self._pool.request(
+                method, self.base + path, body=body, headers=forwarded, timeout=self._timeout, retries=False
+            )
+        except Exception as exc:  # any transport failure is the proxy's answer, not a crash of the relay
+            payload = json.dumps({"error": f"service proxy: {type(exc).__name__}: {exc}"}).encode()
+            return 502, [("Content-Type", "application/json")], payload
+        kept = [(k, v) for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP]
+        return response.status, kept, response.data
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the load generator expects
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                status, headers, payload = proxy.relay(self.command, self.path, dict(self.headers), body)
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
+
+            def log_message(
+                self, format: str, *args: Any
+            ) -> None:  # one line per request would drown the run
+                pass
+
+        return Handler
+
+
 @contextlib.contextmanager
 def service_url(
     objects: Sequence[release.Manifest], namespace: str, context: str | None = None
 ) -> Iterator[str]:
-    """A local base URL for the release's Service, through `kubectl proxy` for as long as the block runs."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        raise ClusterError(
-            "kubectl is not on PATH: install it (the Service is reached through `kubectl proxy`), "
-            "or pass --url with the release's Ingress URL"
-        )
-    command = [kubectl, "proxy", "--port=0", *(["--context", context] if context else [])]
-    proxy = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        port = _proxy_port(proxy)
-        yield f"http://127.0.0.1:{port}{service_path(objects, namespace)}"
-    finally:
-        proxy.terminate()
-        try:
-            proxy.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-            proxy.wait()
+    """A loopback base URL for the release's Service, for as long as the block runs (ServiceProxy)."""
+    from kubernetes import client, config
 
-
-def _proxy_port(proxy: subprocess.Popen[str]) -> int:
-    """The port from kubectl proxy's first line, "Starting to serve on 127.0.0.1:PORT"."""
-    assert proxy.stdout is not None
-    deadline = time.monotonic() + PROXY_READY_TIMEOUT_S
-    line = ""
-    while time.monotonic() < deadline:
-        line = proxy.stdout.readline()
-        match = re.search(r"Starting to serve on [\d.]+:(\d+)", line)
-        if match:
-            return int(match.group(1))
-        if not line and proxy.poll() is not None:
-            break
-    raise ClusterError(f"kubectl proxy did not start: {line.strip() or f'exit {proxy.poll()}'}")
+    config.load_kube_config(context=context)
+    with ServiceProxy(client.ApiClient(), service_path(objects, namespace)) as url:
+        yield url
 
 
 def connect_watcher(namespace: str | None, release_name: str, context: str | None = None) -> HpaWatcher:
@@ -269,51 +338,6 @@ def prepare_release(args: argparse.Namespace) -> tuple[list[release.Manifest], s
     return objects, tool, watcher
 
 
-def run_cluster_demo(args: argparse.Namespace) -> int:
-    """`make demo CLUSTER=1`: install, reach, step-load with the HPA watched, report with live replicas."""
-    from loadtest import demo, runner  # locust is imported only for an in-process run
-
-    shape = demo.demo_shape(args)  # option errors before the cluster is touched
-    users = runner.configured_users(
-        demo.DEMO_USERS, user_rps=demo.DEMO_USER_RPS, pi_ndigits=demo.DEMO_PI_NDIGITS
-    )
-    try:
-        objects, tool, watcher = prepare_release(args)
-        with contextlib.ExitStack() as stack:
-            host = args.url or stack.enter_context(service_url(objects, args.namespace, args.context))
-            print(
-                f"3/4 step load through {host}: {shape.duration:.0f} s, then {args.cooldown:.0f} s watching"
-            )
-            run = runner.run_load(
-                host,
-                shape,
-                users,
-                samplers=[watcher.sample],
-                cooldown=args.cooldown,
-                progress=runner.console_progress(),
-            )
-    except ClusterError as exc:
-        print(f"demo --cluster failed: {exc}", file=sys.stderr)
-        return 1
-    scaling = live_scaling(run.timeline, f"live HPA {args.namespace}/{args.release}")
-    files, verdicts = runner.write_run_report(
-        runner.report_dir(args.out),
-        run,
-        host=host,
-        scaling=scaling,
-        text=report.FigureText(f"make demo CLUSTER=1: {args.namespace}/{args.release}, live HPA"),
-        notes=[
-            f"Release installed with {tool} from {', '.join(CLUSTER_VALUES)} with autoscaling on: "
-            f"{CLUSTER_OVERRIDES['autoscaling']}.",
-            *problems_seen(run.timeline),
-            f"Remove it with: helm uninstall {args.release} --namespace {args.namespace}",
-        ],
-    )
-    print("4/4 report written")
-    runner.print_summary(verdicts, scaling, files)
-    return 1 if run.failures else 0
-
-
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", default=os.environ.get("KUBE_CONTEXT"), help="kubeconfig context")
     parser.add_argument(
@@ -323,7 +347,9 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
         "--release", default=DEFAULT_RELEASE, help=f"release name (default {DEFAULT_RELEASE})"
     )
     parser.add_argument(
-        "--url", default=None, help="reach the service here (e.g. its Ingress) instead of kubectl proxy"
+        "--url",
+        default=None,
+        help="reach the service here (e.g. its Ingress) instead of through the API server's service proxy",
     )
     parser.add_argument(
         "--cooldown", type=float, default=120.0, help="seconds to keep watching after the load (scale-down)"

@@ -6,9 +6,9 @@ wrong digit of pi is a failure, not a success. Run it directly with
 
 Environment (read when this module is imported; `python -m loadtest run` overrides them per run):
   MODEL_API_API_KEY     sent as `X-API-Key` when set
-  LOADTEST_USER_RPS     requests per second each user aims for (0: no wait, as fast as the service answers)
-  LOADTEST_PI_NDIGITS   digits of pi per /api/v0/pi request: the CPU cost of one request
-  LOADTEST_BATCH_ROWS   rows per batched V2 infer request
+  LOADTEST_USER_RPS     requests per second each user aims for (default 1; 0: no wait, as fast as it answers)
+  LOADTEST_PI_NDIGITS   digits of pi per /api/v0/pi request, the CPU cost of one request (default 10000)
+  LOADTEST_BATCH_ROWS   rows per batched V2 infer request (default 16)
 """
 
 from __future__ import annotations

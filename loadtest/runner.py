@@ -58,7 +58,7 @@ class ProcessCpuSampler:
     def __call__(self) -> Sample:
         now, used = time.monotonic(), self.cpu_seconds()
         last, self._last = self._last, (now, used)
-        percent = None if last is None else 100.0 * (used - last[1]) / max(now - last[0], 1e-6)
+        percent = None if last is None else round(100.0 * (used - last[1]) / max(now - last[0], 1e-6), 1)
         return {f"{self.prefix}_cpu_percent": percent, f"{self.prefix}_cpu_seconds": round(used, 3)}
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import functools
+import os
 
 import pytest
+
+# Importing locust gevent-patches the process, which breaks once pytest has imported ssl;
+# load tests run locust in subprocesses instead.
+os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")
 
 
 @functools.cache
@@ -21,7 +26,7 @@ def cluster_unreachable_reason() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    cluster_items = [item for item in items if "cluster" in item.keywords]
+    cluster_items = [item for item in items if item.get_closest_marker("cluster")]
     if not cluster_items:
         return
     reason = cluster_unreachable_reason()

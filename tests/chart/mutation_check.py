@@ -202,7 +202,7 @@ MUTATIONS = [
         "  - maxSkew: 1\n    topologyKey: topology.kubernetes.io/zone\n"
         "    whenUnsatisfiable: ScheduleAnyway\n"
         "  - maxSkew: 1\n    topologyKey: kubernetes.io/hostname\n    whenUnsatisfiable: DoNotSchedule\n",
-        "topologySpreadConstraints: []\n",
+        'topologySpreadConstraints: []\npodAntiAffinityPreset: ""\n',
     ),
     Mutation("Dockerfile USER differs from runAsUser", "Dockerfile", "USER 10001:10001", "USER 1000:1000"),
     Mutation("Dockerfile EXPOSE differs from the container port", "Dockerfile", "EXPOSE 8080", "EXPOSE 8000"),

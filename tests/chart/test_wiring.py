@@ -377,6 +377,23 @@ def test_volume_mounts_have_volumes(objects: list[Manifest]) -> None:
     assert problems == []
 
 
+WRITABLE_VOLUME_TYPES = ("emptyDir", "ephemeral", "persistentVolumeClaim")
+
+
+def test_read_only_root_filesystem_leaves_a_writable_tmp(objects: list[Manifest]) -> None:
+    """The service writes only to /tmp (the contract); the root filesystem is read-only (policy), so /tmp
+    must be a writable volume."""
+    workload, container = helpers.workload(objects), helpers.main_container(objects)
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"].get("volumes") or []}
+    tmp = [
+        m for m in container.get("volumeMounts") or [] if m["mountPath"] == "/tmp" and not m.get("readOnly")
+    ]
+    assert tmp and any(kind in volumes.get(tmp[0]["name"], {}) for kind in WRITABLE_VOLUME_TYPES), (
+        f"{label(workload)}: containers[{container['name']}].volumeMounts: no writable emptyDir at /tmp "
+        "under a read-only root filesystem"
+    )
+
+
 def test_statefulset_service_name_is_a_headless_service_of_the_release(objects: list[Manifest]) -> None:
     for statefulset in helpers.find(objects, "StatefulSet"):
         name = statefulset["spec"].get("serviceName")

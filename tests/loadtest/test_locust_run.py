@@ -1,4 +1,5 @@
-"""Headless locust runs (`python -m loadtest run`, seconds long, loopback only) and the locustfile's checks.
+"""Headless locust runs (`python -m loadtest run`, seconds long, loopback only), the locustfile's checks, and
+the loopback relay a cluster run sends its requests through.
 
 The runs happen in subprocesses: locust gevent-patches the process that imports it, which must not be
 pytest's. One run goes against the real service on a free port (no failures, sane statistics, every user
@@ -25,6 +26,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from kubernetes import client
+
+from loadtest import cluster
 
 os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")  # only the check functions are used in this process
 
@@ -249,3 +253,85 @@ def test_check_pi(body: Any, ndigits: int, problem: str | None) -> None:
     assert (actual is None) == (problem is None) and (problem is None or problem in actual), (
         f"check_pi: {actual}"
     )
+
+
+# ---- the relay a cluster run travels by (loadtest.cluster.ServiceProxy), against a stand-in API server ----
+
+SERVICE_PATH = "/api/v1/namespaces/load/services/model-api:http/proxy"
+
+
+class StandInApiServer(BaseHTTPRequestHandler):
+    """Answers like the API server's service proxy would, echoing what it received."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        seen = {
+            "method": self.command,
+            "path": self.path,
+            "authorization": self.headers.get("Authorization"),
+            "api_key": self.headers.get("X-API-Key"),
+            "body": self.rfile.read(length).decode() if length else None,
+        }
+        payload = json.dumps(seen).encode()
+        self.send_response(201 if self.command == "POST" else 200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def api_client() -> Iterator[client.ApiClient]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StandInApiServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    configuration = client.Configuration()
+    configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
+    configuration.api_key = {"authorization": "cluster-token"}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    try:
+        yield client.ApiClient(configuration)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def fetch(url: str, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=body, headers={"X-API-Key": "service-key"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_service_proxy_relays_path_body_and_credentials(api_client: client.ApiClient) -> None:
+    with cluster.ServiceProxy(api_client, SERVICE_PATH) as url:
+        get_status, got = fetch(url + "/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2")
+        post_status, posted = fetch(url + "/v2/models/iris/infer", body=b'{"inputs": []}')
+    expected_get = {
+        "method": "GET",
+        "path": SERVICE_PATH + "/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2",
+        "authorization": "Bearer cluster-token",
+        "api_key": "service-key",
+        "body": None,
+    }
+    assert (get_status, got) == (200, expected_get), "GET as the API server received it"
+    expected_post = {**expected_get, "method": "POST", "path": SERVICE_PATH + "/v2/models/iris/infer"}
+    expected_post["body"] = '{"inputs": []}'
+    assert (post_status, posted) == (201, expected_post), "POST as the API server received it"
+
+
+def test_service_proxy_answers_502_when_the_api_server_is_down() -> None:
+    configuration = client.Configuration()
+    configuration.host = "http://127.0.0.1:9"  # discard port: nothing listens
+    with (
+        cluster.ServiceProxy(client.ApiClient(configuration), SERVICE_PATH, timeout=2) as url,
+        pytest.raises(urllib.error.HTTPError) as caught,
+    ):
+        fetch(url + "/readyz")
+    assert caught.value.code == 502, "relay status when the API server is unreachable"
+    assert "service proxy" in json.loads(caught.value.read())["error"], "relay error body"
