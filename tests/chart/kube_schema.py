@@ -335,8 +335,8 @@ def object_label(obj: Mapping[str, Any]) -> str:
     return f"{obj.get('kind', '<no kind>')}/{obj.get('metadata', {}).get('name', '<no name>')}"
 
 
-def violations(obj: Mapping[str, Any], minor: str) -> list[str]:
-    """Every strict-schema error of `obj` against Kubernetes `minor`, each naming the object and the field."""
+def object_errors(obj: Mapping[str, Any], minor: str) -> list[str]:
+    """Strict-schema and API-server errors of `obj` for Kubernetes `minor`: "Kind/name: field: problem"."""
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         return [f"{object_label(obj)}: apiVersion and kind must be strings, got {api_version!r}, {kind!r}"]
@@ -346,11 +346,21 @@ def violations(obj: Mapping[str, Any], minor: str) -> list[str]:
         return [f"{object_label(obj)}: {missing}"]
     schema_errors = [f"{field_path(e.instance_path)}: {e.message}" for e in compiled.iter_errors(obj)]
     semantic = enum_violations(obj) + api_server_violations(obj)
-    return [f"{object_label(obj)}: {e} (Kubernetes {minor})" for e in schema_errors + semantic]
+    return [f"{object_label(obj)}: {e}" for e in schema_errors + semantic]
+
+
+def violations(obj: Mapping[str, Any], minor: str) -> list[str]:
+    """object_errors, each naming the Kubernetes minor."""
+    return [f"{error} (Kubernetes {minor})" for error in object_errors(obj, minor)]
 
 
 def validate(objects: Iterable[Mapping[str, Any]], minors: Iterable[str]) -> None:
-    """Raise SchemaViolation listing every error of every object for every minor."""
-    errors = [message for minor in minors for obj in objects for message in violations(obj, minor)]
-    if errors:
-        raise SchemaViolation("rendered objects fail the Kubernetes schema:\n  " + "\n  ".join(errors))
+    """Raise SchemaViolation listing every error of every object, once per error with the minors it hits."""
+    minors_by_error: dict[str, list[str]] = {}
+    for minor in minors:
+        for obj in objects:
+            for error in object_errors(obj, minor):
+                minors_by_error.setdefault(error, []).append(minor)
+    if minors_by_error:
+        lines = [f"{error} (Kubernetes {', '.join(hit)})" for error, hit in minors_by_error.items()]
+        raise SchemaViolation("rendered objects fail the Kubernetes schema:\n  " + "\n  ".join(lines))

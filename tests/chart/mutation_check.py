@@ -127,8 +127,8 @@ MUTATIONS = [
     Mutation(
         "service told to listen on loopback",
         "chart/templates/configmap.yaml",
-        "data:\n",
-        'data:\n  MODEL_API_HOST: "127.0.0.1"\n',
+        "\ndata:\n",
+        '\ndata:\n  MODEL_API_HOST: "127.0.0.1"\n',
     ),
     Mutation(
         "envFrom names a ConfigMap not rendered",
@@ -171,7 +171,7 @@ MUTATIONS = [
     Mutation(
         "NetworkPolicy shuts out the helm test pod",
         "chart/templates/tests/test-connection.yaml",
-        '{{- include "model-api.clientLabel" . | nindent 4 }}\n',
+        '    {{- include "model-api.clientLabel" . | nindent 4 }}\n',
         "",
     ),
     Mutation(
@@ -203,6 +203,35 @@ MUTATIONS = [
         "    whenUnsatisfiable: ScheduleAnyway\n"
         "  - maxSkew: 1\n    topologyKey: kubernetes.io/hostname\n    whenUnsatisfiable: DoNotSchedule\n",
         'topologySpreadConstraints: []\npodAntiAffinityPreset: ""\n',
+    ),
+    Mutation(
+        "helm test pod counted as a replica (selector labels)",
+        "chart/templates/tests/test-connection.yaml",
+        'app.kubernetes.io/name: {{ include "model-api.name" . }}-test',
+        'app.kubernetes.io/name: {{ include "model-api.name" . }}',
+    ),
+    Mutation("liveness probe same as readiness", POD, "path: /healthz", "path: /readyz"),
+    Mutation(
+        "NetworkPolicy selects other pods",
+        "chart/templates/networkpolicy.yaml",
+        'podSelector:\n    matchLabels:\n      {{- include "model-api.selectorLabels" . | nindent 6 }}',
+        "podSelector:\n    matchLabels:\n      app: model-api",
+    ),
+    Mutation("API key stored without base64", "chart/templates/secret.yaml", " | b64enc", ""),
+    Mutation(
+        "ConfigMap port differs from the container port",
+        "chart/templates/configmap.yaml",
+        "MODEL_API_PORT: {{ .Values.containerPort | quote }}",
+        'MODEL_API_PORT: "8000"',
+    ),
+    Mutation(
+        "read-only root without a writable /tmp", POD, "        - name: tmp\n          mountPath: /tmp\n", ""
+    ),
+    Mutation(
+        "prod grace period shorter than preStop + drain",
+        PROD,
+        "terminationGracePeriodSeconds: 45",
+        "terminationGracePeriodSeconds: 20",
     ),
     Mutation("Dockerfile USER differs from runAsUser", "Dockerfile", "USER 10001:10001", "USER 1000:1000"),
     Mutation("Dockerfile EXPOSE differs from the container port", "Dockerfile", "EXPOSE 8080", "EXPOSE 8000"),

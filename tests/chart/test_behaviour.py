@@ -421,7 +421,7 @@ def test_service_monitor_values() -> None:
 def test_common_labels_reach_every_object() -> None:
     objects = render({"commonLabels": {"team": "ml"}})
     missing = [helpers.label(o) for o in objects if (o["metadata"].get("labels") or {}).get("team") != "ml"]
-    assert missing == []
+    assert missing == [], "\n".join(missing)
 
 
 @pytest.mark.parametrize(

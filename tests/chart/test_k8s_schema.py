@@ -53,7 +53,7 @@ def test_no_deprecated_or_removed_api(objects: list[helpers.Manifest]) -> None:
         for o in objects
         if o["apiVersion"] in RETIRED_GROUP_VERSIONS
     ]
-    assert retired == []
+    assert retired == [], "\n".join(retired)
 
 
 def test_every_object_has_the_release_namespace(objects: list[helpers.Manifest], value_set: str) -> None:
@@ -70,7 +70,7 @@ def test_object_names_are_valid_dns_labels(objects: list[helpers.Manifest]) -> N
         for o in objects
         if len(o["metadata"]["name"]) > 63
     ]
-    assert too_long == []
+    assert too_long == [], "\n".join(too_long)
 
 
 @pytest.mark.parametrize(

@@ -242,7 +242,8 @@ def unexcepted(check: str, findings: list[Finding]) -> list[Finding]:
 def test_pod_policy(objects: list[helpers.Manifest], check: str) -> None:
     owners = helpers.pod_owners(objects)  # the workload and the helm test hook Pod
     findings = [finding for owner in owners for finding in POD_CHECKS[check](owner)]
-    assert unexcepted(check, findings) == []
+    problems = unexcepted(check, findings)
+    assert problems == [], "\n".join(problems)
 
 
 def test_service_container_has_distinct_probes(objects: list[helpers.Manifest]) -> None:
@@ -271,7 +272,7 @@ def test_no_secret_material_in_config_maps(objects: list[helpers.Manifest]) -> N
         for key, value in (cm.get("data") or {}).items()
         if (SECRET_NAME.search(key) and str(value)) or SECRET_VALUE.search(str(value))
     ]
-    assert findings == []
+    assert findings == [], "\n".join(findings)
 
 
 def config_seconds(objects: list[helpers.Manifest], key: str, default: float) -> float:
@@ -408,7 +409,7 @@ def test_exceptions_are_justified() -> None:
     unjustified = [
         key for key, reason in EXCEPTIONS.items() if len(reason.split()) < 5 or key[0] not in POD_CHECKS
     ]
-    assert unjustified == []
+    assert unjustified == [], "\n".join(unjustified)
 
 
 def _container(owner: helpers.Manifest) -> helpers.Manifest:

@@ -92,7 +92,7 @@ def test_service_target_ports_exist_on_the_container(objects: list[Manifest]) ->
         for i, port in enumerate(service["spec"]["ports"])
         if not any(port_exists(port.get("targetPort", port["port"]), c) for c in pod_containers(objects))
     ]
-    assert missing == []
+    assert missing == [], "\n".join(missing)
 
 
 def probes_of(container: Manifest) -> list[tuple[str, Manifest]]:
@@ -113,7 +113,7 @@ def test_probe_ports_exist_on_their_container(objects: list[Manifest]) -> None:
         for handler in ("httpGet", "tcpSocket", "grpc")
         if handler in probe and not port_exists(probe[handler]["port"], c)
     ]
-    assert missing == []
+    assert missing == [], "\n".join(missing)
 
 
 def test_probe_paths_are_served_by_the_service(objects: list[Manifest]) -> None:
@@ -126,7 +126,7 @@ def test_probe_paths_are_served_by_the_service(objects: list[Manifest]) -> None:
         for key, probe in probes_of(c)
         if "httpGet" in probe and urlsplit(probe["httpGet"].get("path", "/")).path not in paths
     ]
-    assert unserved == []
+    assert unserved == [], "\n".join(unserved)
 
 
 def test_readiness_and_liveness_use_the_services_health_endpoints(objects: list[Manifest]) -> None:
@@ -217,7 +217,7 @@ def test_hpa_resource_metrics_have_requests(objects: list[Manifest]) -> None:
         and m["resource"]["target"]["type"] == "Utilization"
         and m["resource"]["name"] not in requests
     ]
-    assert missing == []
+    assert missing == [], "\n".join(missing)
 
 
 def service_port_exists(service: Manifest, port: Manifest) -> bool:
@@ -256,7 +256,7 @@ def test_pdbs_select_the_pods(objects: list[Manifest]) -> None:
         for pdb in helpers.find(objects, "PodDisruptionBudget")
         if not selects(pdb["spec"].get("selector"), pod_labels(objects))
     ]
-    assert unselected == []
+    assert unselected == [], "\n".join(unselected)
 
 
 def policy_admits(policy: Manifest, labels: dict[str, str], port: Manifest) -> bool:
@@ -352,7 +352,8 @@ def reference_problems(objects: list[Manifest], external: tuple[str, str] | None
 
 
 def test_config_and_secret_references_resolve(objects: list[Manifest], value_set: str) -> None:
-    assert reference_problems(objects, external_secret(value_set)) == []
+    problems = reference_problems(objects, external_secret(value_set))
+    assert problems == [], "\n".join(problems)
 
 
 def test_volume_mounts_have_volumes(objects: list[Manifest]) -> None:
@@ -374,7 +375,7 @@ def test_volume_mounts_have_volumes(objects: list[Manifest]) -> None:
                     problems.append(
                         f"{label(owner)}: volumes[{name}].{key}: {kind}/{volume[key][field]} not rendered"
                     )
-    assert problems == []
+    assert problems == [], "\n".join(problems)
 
 
 WRITABLE_VOLUME_TYPES = ("emptyDir", "ephemeral", "persistentVolumeClaim")
