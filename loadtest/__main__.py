@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-# module → what it adds; each module defines register(subparsers) that sets `func(args) -> int` on its parsers.
+# Each module defines register(subparsers), setting `func(args) -> int` on the parsers it adds.
 COMMAND_MODULES = ("loadtest.runner", "loadtest.predict_cli", "loadtest.demo")
 
 

@@ -32,7 +32,9 @@ def merge_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[s
     return merged
 
 
-def load_values(files: Iterable[str | Path] = (), overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def load_values(
+    files: Iterable[str | Path] = (), overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Merge values files in order (like repeated `helm -f`), then `overrides` (like `--set`)."""
     values: dict[str, Any] = {}
     for path in files:
@@ -103,7 +105,9 @@ def workload(objects: Iterable[Manifest]) -> Manifest:
     """The release's Deployment or StatefulSet."""
     found = [o for o in objects if o.get("kind") in ("Deployment", "StatefulSet")]
     if len(found) != 1:
-        raise LookupError(f"expected one Deployment or StatefulSet in the rendered release, found {len(found)}")
+        raise LookupError(
+            f"expected one Deployment or StatefulSet in the rendered release, found {len(found)}"
+        )
     return found[0]
 
 

@@ -21,7 +21,7 @@ def cluster_unreachable_reason() -> str | None:
         config.load_kube_config()
         client.VersionApi().get_code(_request_timeout=5)
     except Exception as exc:  # any failure to reach a cluster is a reason to skip, reported verbatim
-        return f"no reachable Kubernetes cluster in the current kubeconfig context ({type(exc).__name__}: {exc})"
+        return f"no reachable Kubernetes cluster in the kubeconfig context ({type(exc).__name__}: {exc})"
     return None
 
 

@@ -69,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
         3,
     )
 
-    median = statistics.median(newest_only)
     rows = [
         (f"render + strict validation, newest minor {minors[-1]}", newest_only),
         (f"render + strict validation, all {len(minors)} minors", render_and_validate),
@@ -86,14 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, samples in rows:
         print(f"{name:<58} {statistics.median(samples):>10.2f} {percentile(samples, 0.9):>9.2f}")
     print()
-    print(f"{'ratio of the median render + validation (newest minor)':<58} {'ratio':>10}")
+    newest, every = statistics.median(newest_only), statistics.median(render_and_validate)
+    print(f"{'ratio of the median render + strict validation':<58} {'newest':>10} {'all minors':>11}")
     for name, anchor in [
         ("to the 10 ms goal (below 1.0 meets it)", GOAL_MS),
         ("to airflow helm-tests, ~290 ms per helm CLI test", AIRFLOW_HELM_CLI_MS),
         ("to helm-unittest, ~8 ms per test, no schema check", HELM_UNITTEST_MS),
         ("to kubernetes_validate.validate of the same objects", statistics.median(library)),
     ]:
-        print(f"{name:<58} {median / anchor:>10.3f}")
+        print(f"{name:<58} {newest / anchor:>10.3f} {every / anchor:>11.3f}")
     return 0
 
 

@@ -287,6 +287,7 @@ def kube_version_floor(chart_dir: Path) -> str:
     return f"{match.group(1)}.{match.group(2)}"
 
 
+@functools.cache  # Chart.yaml is read once per process (PyYAML would cost more than the validation)
 def chart_minors(chart_dir: Path) -> list[str]:
     """Every supported minor from the chart's kubeVersion floor to the newest schema shipped."""
     floor = tuple(int(part) for part in kube_version_floor(chart_dir).split("."))
@@ -335,8 +336,8 @@ def object_label(obj: Mapping[str, Any]) -> str:
     return f"{obj.get('kind', '<no kind>')}/{obj.get('metadata', {}).get('name', '<no name>')}"
 
 
-def object_errors(obj: Mapping[str, Any], minor: str) -> list[str]:
-    """Strict-schema and API-server errors of `obj` for Kubernetes `minor`: "Kind/name: field: problem"."""
+def schema_errors(obj: Mapping[str, Any], minor: str) -> list[str]:
+    """Strict-schema errors of `obj` for Kubernetes `minor`: "Kind/name: field: problem"."""
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         return [f"{object_label(obj)}: apiVersion and kind must be strings, got {api_version!r}, {kind!r}"]
@@ -344,22 +345,30 @@ def object_errors(obj: Mapping[str, Any], minor: str) -> list[str]:
         compiled = validator(minor, api_version, kind)
     except SchemaViolation as missing:
         return [f"{object_label(obj)}: {missing}"]
-    schema_errors = [f"{field_path(e.instance_path)}: {e.message}" for e in compiled.iter_errors(obj)]
-    semantic = enum_violations(obj) + api_server_violations(obj)
-    return [f"{object_label(obj)}: {e}" for e in schema_errors + semantic]
+    return [
+        f"{object_label(obj)}: {field_path(e.instance_path)}: {e.message}" for e in compiled.iter_errors(obj)
+    ]
+
+
+def semantic_errors(obj: Mapping[str, Any]) -> list[str]:
+    """The API server's checks the schemas leave out (the same for every minor)."""
+    return [f"{object_label(obj)}: {e}" for e in enum_violations(obj) + api_server_violations(obj)]
 
 
 def violations(obj: Mapping[str, Any], minor: str) -> list[str]:
-    """object_errors, each naming the Kubernetes minor."""
-    return [f"{error} (Kubernetes {minor})" for error in object_errors(obj, minor)]
+    """Every error of `obj` for Kubernetes `minor`, each naming the object, the field and the minor."""
+    return [f"{error} (Kubernetes {minor})" for error in schema_errors(obj, minor) + semantic_errors(obj)]
 
 
 def validate(objects: Iterable[Mapping[str, Any]], minors: Iterable[str]) -> None:
     """Raise SchemaViolation listing every error of every object, once per error with the minors it hits."""
+    minors = list(minors)
     minors_by_error: dict[str, list[str]] = {}
-    for minor in minors:
-        for obj in objects:
-            for error in object_errors(obj, minor):
+    for obj in objects:
+        for error in semantic_errors(obj):
+            minors_by_error[error] = minors
+        for minor in minors:
+            for error in schema_errors(obj, minor):
                 minors_by_error.setdefault(error, []).append(minor)
     if minors_by_error:
         lines = [f"{error} (Kubernetes {', '.join(hit)})" for error, hit in minors_by_error.items()]

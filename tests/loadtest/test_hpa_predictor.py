@@ -6,7 +6,6 @@ stabilization window, default behavior) and kubernetes/kubernetes pkg/controller
 
 from __future__ import annotations
 
-import argparse
 import csv
 import itertools
 import math
@@ -19,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity
 
-from loadtest import predict_cli, release
+from loadtest import release
 from loadtest.hpa_predictor import (
     Behavior,
     Controller,
@@ -37,6 +36,7 @@ from loadtest.hpa_predictor import (
     resource_replicas,
     validate_load,
 )
+from tests.loadtest.predict_cli_helpers import run_cli, write_hpa_values
 
 CPU = MetricTarget("cpu", average_utilization=100)
 
@@ -515,18 +515,9 @@ def test_bad_load_is_a_clear_error(case: str, load: list, message: str) -> None:
 # --- `python -m loadtest predict` --------------------------------------------------------------------------
 
 
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest")
-    predict_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
 @pytest.fixture
 def hpa_values(tmp_path: Path) -> Path:
-    path = tmp_path / "hpa-values.yaml"
-    path.write_text(yaml.safe_dump({"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 10}}))
-    return path
+    return write_hpa_values(tmp_path)
 
 
 def write_load(tmp_path: Path, text: str) -> Path:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import pytest
-import yaml
 
-from loadtest import predict_cli
 from loadtest.hpa_predictor import Behavior, HpaSpec, MetricTarget
 from loadtest.sizing import SizingInput, SizingRow, predicted_p95, recommend, size, verify, with_cpu_target
+from tests.loadtest.predict_cli_helpers import run_cli, write_hpa_values
 
 # 400 rps x 5 ms = 2000 millicores at peak; 500m request; one core per pod; p95 8 ms at low load
 QUESTION = SizingInput(
@@ -114,18 +112,9 @@ def test_verify_replays_the_step_through_the_predictor() -> None:
 # --- `python -m loadtest size` ---------------------------------------------------------------------------
 
 
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest")
-    predict_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
 @pytest.fixture
 def hpa_values(tmp_path: Path) -> Path:
-    path = tmp_path / "hpa-values.yaml"
-    path.write_text(yaml.safe_dump({"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 10}}))
-    return path
+    return write_hpa_values(tmp_path)
 
 
 def test_size_command_prints_table_and_check(hpa_values: Path, capsys: pytest.CaptureFixture[str]) -> None:
