@@ -30,7 +30,7 @@ import gevent
 import helm_python
 import psutil
 
-from loadtest import cluster, release, report, runner
+from loadtest import cluster, kube_schema, release, report, runner
 from loadtest.hpa_predictor import HpaSpec, HpaSpecError, SyncRow, predict
 from loadtest.localpod import LocalPod, LocalPodError
 from loadtest.shapes import StepShape
@@ -57,8 +57,6 @@ class DemoError(RuntimeError):
 
 def render_validated(values_file: str) -> tuple[list[release.Manifest], str]:
     """The release rendered with `values_file`, every object checked against the chart's oldest Kubernetes."""
-    from tests.chart import kube_schema  # the suite's compiled strict validator (schemas loaded once)
-
     objects = release.render(release.load_values([values_file]))
     floor = kube_schema.kube_version_floor(release.CHART_DIR)
     try:

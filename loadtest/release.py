@@ -19,6 +19,7 @@ DEFAULT_RELEASE = "model-api"
 DEFAULT_NAMESPACE = "default"
 
 Manifest = dict[str, Any]
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def merge_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -57,16 +58,21 @@ def render_templates(
         chart.close()
 
 
+def parse_documents(templates: Mapping[str, str]) -> list[tuple[str, Manifest]]:
+    """(template path, object) for every Kubernetes object in the rendered templates, in template order
+    (NOTES.txt and empty documents left out). libyaml's parser: the pure-Python one outlasts Helm's render."""
+    return [
+        (path, document)
+        for path in sorted(templates)
+        if not path.endswith("NOTES.txt")
+        for document in yaml.load_all(templates[path], Loader=YAML_LOADER)
+        if document
+    ]
+
+
 def parse_manifests(templates: Mapping[str, str]) -> list[Manifest]:
-    """Every Kubernetes object in the rendered templates (NOTES.txt and empty documents left out)."""
-    objects: list[Manifest] = []
-    for path in sorted(templates):
-        if path.endswith("NOTES.txt"):
-            continue
-        for document in yaml.safe_load_all(templates[path]):
-            if document:
-                objects.append(document)
-    return objects
+    """Every Kubernetes object in the rendered templates."""
+    return [document for _, document in parse_documents(templates)]
 
 
 def render(

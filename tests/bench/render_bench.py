@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import kubernetes_validate
 
-from loadtest import release
-from tests.chart import helpers, kube_schema
+from loadtest import kube_schema, release
+from tests.chart import helpers
 
 GOAL_MS = 10.0
 AIRFLOW_HELM_CLI_MS = 290.0
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     render_and_validate = timed_ms(lambda: helpers.render_uncached(values), args.iterations)
     newest_only = timed_ms(lambda: helpers.render_uncached(values, minors=minors[-1:]), args.iterations)
     render_only = timed_ms(lambda: release.render_templates(values), args.iterations)
-    parse_only = timed_ms(lambda: helpers.parse_templates(templates), args.iterations)
+    parse_only = timed_ms(lambda: release.parse_documents(templates), args.iterations)
     validate_only = timed_ms(lambda: kube_schema.validate(objects, minors), args.iterations)
     # The library call this replaces: it reloads the schema files for every object (one minor only).
     library = timed_ms(

@@ -18,10 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from loadtest import release
-from tests.chart import kube_schema
+from loadtest import kube_schema, release
 
 Manifest = dict[str, Any]
 
@@ -31,7 +28,6 @@ RELEASE = release.DEFAULT_RELEASE
 NAMESPACE = release.DEFAULT_NAMESPACE
 FULLNAME = "model-api"  # the fullname helper returns the release name when it contains the chart name
 POD_KINDS = ("Deployment", "StatefulSet")
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def value_sets() -> dict[str, tuple[Path, ...]]:
@@ -67,21 +63,9 @@ def render_uncached(
     templates = release.render_templates(
         merged, release=release_name, namespace=namespace, chart_dir=chart_dir
     )
-    rendered = parse_templates(templates)
+    rendered = release.parse_documents(templates)
     kube_schema.validate([obj for _, obj in rendered], minors or kube_schema.chart_minors(chart_dir))
     return rendered
-
-
-def parse_templates(templates: Mapping[str, str]) -> list[tuple[str, Manifest]]:
-    """(template path, object) in template order, as release.parse_manifests but with libyaml's parser:
-    PyYAML's pure-Python one takes longer than Helm's whole render."""
-    return [
-        (path, document)
-        for path in sorted(templates)
-        if not path.endswith("NOTES.txt")
-        for document in yaml.load_all(templates[path], Loader=YAML_LOADER)
-        if document
-    ]
 
 
 @functools.cache

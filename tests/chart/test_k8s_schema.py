@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart import helpers, kube_schema
+from loadtest import kube_schema
+from tests.chart import helpers
 
 MINORS = kube_schema.chart_minors(helpers.CHART_DIR)
 CONTAINER = ("spec", "template", "spec", "containers", 0)

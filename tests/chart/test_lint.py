@@ -15,8 +15,8 @@ import yaml
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
-from loadtest import release
-from tests.chart import helpers, kube_schema
+from loadtest import kube_schema, release
+from tests.chart import helpers
 
 CT_CONFIG = release.ROOT / "ct.yaml"
 SEVERITY = {0: "unknown", 1: "info", 2: "warning", 3: "error"}
