@@ -37,23 +37,26 @@ PROGRESS_EVERY_S = 10
 
 
 class ProcessCpuSampler:
-    """CPU of a process and its children (a local service), as % of one core over each interval."""
+    """CPU of a process and all its descendants (a local service and its pi worker process), as % of one
+    core over each interval. A descendant counts from the first sample that sees it, and keeps counting with
+    the CPU last read once it has exited (a replaced worker), so the total never goes down."""
 
     def __init__(self, pid: int, prefix: str = "service") -> None:
         self.process = psutil.Process(pid)
         self.prefix = prefix
         self._last: tuple[float, float] | None = None
+        self._descendants: dict[tuple[int, float], float] = {}  # (pid, create time) -> CPU seconds
 
     def cpu_seconds(self) -> float:
-        processes = [self.process, *self.process.children(recursive=True)]
-        total = 0.0
-        for process in processes:
+        """CPU seconds so far; psutil.NoSuchProcess once the process itself has exited."""
+        own = self.process.cpu_times()  # without children_user/system: exited descendants are counted below
+        for child in self.process.children(recursive=True):
             try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:  # a child that exited between listing and reading
+                times = child.cpu_times()
+                self._descendants[(child.pid, child.create_time())] = times.user + times.system
+            except psutil.NoSuchProcess:  # exited between listing and reading: keeps its last reading
                 continue
-            total += times.user + times.system
-        return total
+        return own.user + own.system + sum(self._descendants.values())
 
     def __call__(self) -> Sample:
         now, used = time.monotonic(), self.cpu_seconds()

@@ -54,3 +54,13 @@ class Unprocessable(ApiError):
 
 class NotReady(ApiError):
     status = 503
+
+
+class Unavailable(ApiError):
+    """The service could not do this request now, through no fault of the client (a worker process died);
+    the same request may succeed on retry."""
+
+    status = 503
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers=((b"retry-after", b"1"),))

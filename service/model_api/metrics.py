@@ -26,6 +26,13 @@ MODEL_LOAD_SECONDS = Gauge("model_api_model_load_seconds", "Seconds it took to l
 MODEL_READY = Gauge(
     "model_api_model_ready", "1 when the model is loaded and the server is not shutting down."
 )
+PI_WORKER_JOBS = Gauge(
+    "model_api_pi_worker_jobs", "Pi computations handed to the pi worker process and not finished yet."
+)
+PI_WORKER_DEATHS = Counter(
+    "model_api_pi_worker_deaths",
+    "Pi worker processes that died unexpectedly (e.g. OOM-killed); the next pi request starts a new one.",
+)
 
 
 class RouteMetrics:

@@ -23,7 +23,7 @@ _ERROR_TEXT = {
     405: "Method not allowed on this path",
     413: "Request body larger than MAX_BODY_BYTES",
     422: "Well-formed but out of range (too many rows or digits, non-finite values)",
-    503: "Model not loaded or server shutting down",
+    503: "Unavailable: model not loaded, server shutting down, or the pi worker died; the error says which",
 }
 
 
@@ -78,7 +78,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         }
                     ),
                 ),
-                (400, 422),
+                (400, 422, 503),
                 secured=True,
                 parameters=[
                     {

@@ -64,8 +64,7 @@ def _decimal_string(value: int) -> str:
     """str(value) for huge ints, by divide and conquer on powers of ten.
 
     str(int) refuses more than 4300 digits by default (CPython's process-wide DoS guard, left untouched
-    here), and one conversion of a huge int is a single C call holding the GIL for a long time; splitting
-    keeps each call short so the event loop keeps answering while a worker thread computes.
+    here), and before Python 3.12 converts in quadratic time; splitting keeps each conversion small.
     """
     width = int(value.bit_length() * _LOG10_2) + 2  # at least the number of digits of value
     return _to_string(value, width).lstrip("0") or "0"

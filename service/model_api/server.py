@@ -1,13 +1,13 @@
 """Run the app on uvicorn (httptools + uvloop) with the shutdown sequence the chart relies on.
 
 SIGTERM → readiness 503 at once → keep serving for DRAIN_SECONDS (endpoints are being removed from the
-Service meanwhile) → stop accepting, let in-flight requests finish within SHUTDOWN_TIMEOUT_SECONDS → exit 0.
+Service meanwhile) → stop accepting, let in-flight requests finish within SHUTDOWN_TIMEOUT_SECONDS (then
+cancel them and terminate the pi worker process) → exit 0.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
 from types import FrameType
@@ -79,13 +79,10 @@ def build_server(settings: Settings) -> DrainingServer:
 def serve(settings: Settings) -> int:
     """Serve until stopped; 0 after a signal-initiated shutdown, 1 if the server could not start."""
     server = build_server(settings)
-    server.run()
-    code = 0 if server.started or server.draining_since is not None else 1  # uvicorn logged why not
-    busy = server.app.state.busy_workers()
-    if busy:
-        # SHUTDOWN_TIMEOUT_SECONDS has passed and uvicorn cancelled the requests, but a thread computing
-        # pi cannot be interrupted and the interpreter would wait for it at exit: leave without it.
-        log.warning("exiting with %d worker task(s) still running after the shutdown timeout", busy)
-        logging.shutdown()
-        os._exit(code)
-    return code
+    try:
+        server.run()
+    finally:
+        # Done at lifespan shutdown already, except after a forced exit (second Ctrl-C), which skips it:
+        # without it the interpreter would wait at exit for a pi computation still running.
+        server.app.state.close()
+    return 0 if server.started or server.draining_since is not None else 1  # uvicorn logged why not

@@ -43,7 +43,13 @@ class Settings:
     )
     max_body_bytes: int = _setting(1_048_576, "Largest request body accepted; larger gets 413.", minimum=1)
     max_rows: int = _setting(10_000, "Most rows (instances) accepted in one prediction request.", minimum=1)
-    max_ndigits: int = _setting(100_000, "Most digits of pi one /api/v0/pi request may ask for.", minimum=0)
+    max_ndigits: int = _setting(
+        100_000,
+        "Most digits of pi one /api/v0/pi request may ask for. Beyond 1000 digits, pi is computed in one "
+        "worker process started by the first such request (metrics: model_api_pi_worker_jobs, "
+        "model_api_pi_worker_deaths_total).",
+        minimum=0,
+    )
     api_key: str | None = _setting(
         None, "When set, prediction routes require it (X-API-Key or Authorization: Bearer). Never logged."
     )

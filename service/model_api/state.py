@@ -1,10 +1,10 @@
-"""What the routes share: settings, the model, the pi worker threads and the shutting-down flag."""
+"""What the routes share: settings, the model, prediction threads, the pi worker process, shutdown state."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -13,6 +13,7 @@ import numpy as np
 from model_api import metrics
 from model_api.errors import NotReady
 from model_api.model import OnnxModel, Prediction
+from model_api.pi_worker import PiWorker
 from model_api.settings import Settings
 
 # Batches up to this size run on the event loop: a few microseconds of onnxruntime cost less than the
@@ -28,9 +29,9 @@ class ServiceState:
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-api-worker")
     )
+    pi: PiWorker = field(default_factory=PiWorker)
     shutting_down: bool = False
     _predictions: metrics.PredictionCounter | None = None
-    _submitted: set[Future] = field(default_factory=set)
 
     @property
     def ready(self) -> bool:
@@ -66,24 +67,19 @@ class ServiceState:
         if len(batch) <= INLINE_PREDICT_ROWS:
             prediction = model.predict(batch)
         else:
-            prediction = await self.run_in_worker(model.predict, batch)
+            prediction = await self.run_in_thread(model.predict, batch)
         assert self._predictions is not None
         self._predictions.add(prediction.labels)
         return prediction
 
-    async def run_in_worker(self, function: Callable[..., T], *args: Any) -> T:
-        """Run CPU-bound work on the worker threads, keeping the event loop free for other requests."""
-        future = self.executor.submit(function, *args)
-        self._submitted.add(future)
-        future.add_done_callback(self._submitted.discard)
-        return await asyncio.wrap_future(future)
-
-    def busy_workers(self) -> int:
-        """Worker tasks still computing (a cancelled request cannot stop a thread that already started)."""
-        return sum(1 for future in list(self._submitted) if not future.done())
+    async def run_in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        """Run work that releases the GIL (onnxruntime) on a thread, keeping the event loop free."""
+        return await asyncio.wrap_future(self.executor.submit(function, *args))
 
     def close(self) -> None:
+        """Idempotent: called at lifespan shutdown and again when the server has stopped."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.pi.close()
 
     def _update_ready_gauge(self) -> None:
         metrics.MODEL_READY.set(1 if self.ready else 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 
 MODEL_API = Path(sys.executable).parent / "model-api"
 
@@ -83,6 +85,27 @@ class ServerProcess:
             f"{path} did not answer {status} within {timeout}s (last: {last}); log: {self.log()}"
         )
 
+    def metric(self, name: str) -> float | None:
+        """The value of an unlabelled sample on /metrics; None when it is not exported."""
+        _, text = self.get("/metrics")
+        match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        return float(match.group(1)) if match else None
+
+    def wait_for_metric(self, name: str, value: float, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.metric(name)
+            if last == value:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{name} did not reach {value} within {timeout} s (last: {last}): {self.log()}")
+
+    def children(self) -> list[psutil.Process]:
+        """Every process the server started (pi worker, multiprocessing's resource tracker), recursively."""
+        assert self.process is not None
+        return psutil.Process(self.process.pid).children(recursive=True)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -104,3 +127,21 @@ class ServerProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def still_running(processes: list[psutil.Process], timeout: float = 30) -> list[psutil.Process]:
+    """Those of `processes` still running once all have exited or `timeout` has passed (zombies are gone:
+    an orphan may wait a moment for its new parent to reap it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = [p for p in processes if _running(p)]
+        if not running or time.monotonic() >= deadline:
+            return running
+        time.sleep(0.05)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

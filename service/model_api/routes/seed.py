@@ -16,8 +16,8 @@ CLASSIFY_PARAMS = {
     "pl": "petal length, cm",
     "pw": "petal width, cm",
 }
-# Up to this many digits pi is computed on the event loop (well under a millisecond); beyond, in a worker
-# thread so that probes and other requests keep being answered.
+# Up to this many digits pi is computed on the event loop (well under a millisecond); beyond, in the pi
+# worker process so that probes and other requests keep being answered.
 INLINE_PI_DIGITS = 1000
 
 
@@ -49,7 +49,7 @@ class SeedRoutes:
         if ndigits <= INLINE_PI_DIGITS:
             digits = pi_digits(ndigits)
         else:
-            digits = await self.state.run_in_worker(pi_digits, ndigits)
+            digits = await self.state.pi.digits(ndigits)
         return json_response({"ndigits": ndigits, "pi": digits})
 
     def _species_body(self, label: int) -> bytes:
