@@ -294,8 +294,8 @@ def demo_notes(measured: Measured, prediction: Prediction, floor: str) -> list[s
         f"A new pod is assumed Ready {p.ready_delay:.0f} s after the HPA asks for it (local start-to-ready "
         f"{measured.ready_seconds:.1f} s + one readiness probe period + {POD_START_ALLOWANCE_S:.0f} s "
         "to schedule and create the container, image already on the node). Change it with --ready-delay.",
-        "The predictor reads CPU at each sync instant; metrics-server averages usage over its 15 s "
-        "resolution, so on a cluster each scale-up comes some 15-30 s later than predicted here.",
+        "The predictor reads each pod's CPU as metrics-server reports it (the average over its 15 s "
+        "window before each sync), so a load step shows fully one sync after it lands, as on a cluster.",
         f"The chart was rendered with {DEV_VALUES} (run) and {PROD_VALUES} (prediction), "
         f"each object validated strictly against Kubernetes {floor}; predicted-syncs.csv has every "
         "predicted HPA sync.",

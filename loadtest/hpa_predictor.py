@@ -31,8 +31,9 @@ Each pod's CPU usage = its share of the rps (the Service sends traffic to ready 
 ``cpu_ms_per_request`` millicores, plus ``idle_millicores``, capped at the container's CPU limit when it
 has one (CFS throttling). Memory usage, when the HPA scales on memory, is ``memory_bytes_per_pod``.
 A new pod is Running at once and Ready ``ready_delay`` seconds later; its metric is then ignored for
-one metric window more (the controller's rule inside the CPU initialization period). Metrics are read
-at the sync instant (metrics-server's own averaging window is not modelled) and every pod has a sample
+one metric window more (the controller's rule inside the CPU initialization period). A pod's CPU is
+what metrics-server reports: the average over the metric window before the sync (a rate between two
+cumulative readings), so a load step shows fully one window after it lands; every pod has a sample
 (the calculator handles missing samples; the replay never produces them). A scale-down removes
 not-ready pods first, then the most recently ready (the ReplicaSet controller's ranking).
 """
@@ -54,6 +55,7 @@ TOLERANCE = 0.1  # --horizontal-pod-autoscaler-tolerance
 DOWNSCALE_STABILIZATION = 300  # --horizontal-pod-autoscaler-downscale-stabilization
 CPU_INITIALIZATION_PERIOD = 300.0  # --horizontal-pod-autoscaler-cpu-initialization-period
 METRIC_WINDOW = 15.0  # metrics-server's sample window (its default --metric-resolution)
+METRIC_SAMPLES = 15  # points at which the load is read inside one metric window (the CPU rate's average)
 LONG_AGO = 1e9  # seconds before t=0 at which the initial pods started
 DEFAULT_CPU_UTILIZATION = 80  # the API server's default metric when spec.metrics is empty
 # Used by the controller when behavior is unset (convertDesiredReplicasWithRules).
@@ -642,7 +644,7 @@ class SyncRow:
 
 
 @dataclass
-class _Pod:
+class SimulatedPod:
     name: str
     started: float
     ready_at: float
@@ -681,6 +683,22 @@ def rps_at(load: Sequence[tuple[float, float]], t: float) -> float:
     return current
 
 
+def windowed_rps_per_pod(
+    load: Sequence[tuple[float, float]], pods: Sequence[SimulatedPod], now: float, window: float
+) -> float:
+    """A ready pod's requests/s as metrics-server reports it at `now`: the mean over the `window` seconds
+    before (a CPU rate from two cumulative readings), each second's load shared by the pods ready then."""
+    if window <= 0:
+        instants = [now]
+    else:
+        instants = [now - window + (i + 1) * window / METRIC_SAMPLES for i in range(METRIC_SAMPLES)]
+    shares = []
+    for instant in instants:
+        ready = sum(1 for p in pods if p.ready_at <= instant)
+        shares.append(rps_at(load, instant) / ready if ready else 0.0)
+    return sum(shares) / len(shares)
+
+
 def predict(
     spec: HpaSpec,
     load: Sequence[tuple[float, float]],
@@ -713,14 +731,14 @@ def predict(
         )
     end = rows[-1][0] + 600 if duration is None else duration
     controller = Controller(spec)
-    pods: list[_Pod] = []
+    pods: list[SimulatedPod] = []
     serial = 0
 
     def start_pods(count: int, now: float, delay: float) -> None:
         nonlocal serial
         for _ in range(count):
             serial += 1
-            pods.append(_Pod(f"pod-{serial}", now, now + delay))
+            pods.append(SimulatedPod(f"pod-{serial}", now, now + delay))
 
     # The initial pods have run for long: ready, past their CPU initialization period.
     start_pods(spec.min_replicas if initial_replicas is None else initial_replicas, -LONG_AGO, 0.0)
@@ -730,7 +748,7 @@ def predict(
         rps = rps_at(rows, now)
         ready = [p for p in pods if p.ready_at <= now]
         per_pod_cpu = _cpu_usage(
-            spec, rps / len(ready) if ready else 0.0, cpu_ms_per_request, idle_millicores
+            spec, windowed_rps_per_pod(rows, pods, now, metric_window), cpu_ms_per_request, idle_millicores
         )
         idle_cpu = _cpu_usage(spec, 0.0, cpu_ms_per_request, idle_millicores)
         proposals: list[Proposal | MetricUnavailable] = []

@@ -30,11 +30,13 @@ from loadtest.hpa_predictor import (
     Proposal,
     ScalingPolicy,
     ScalingRules,
+    SimulatedPod,
     Tolerances,
     predict,
     raw_resource_replicas,
     resource_replicas,
     validate_load,
+    windowed_rps_per_pod,
 )
 from tests.loadtest.predict_cli_helpers import run_cli, write_hpa_values
 
@@ -461,6 +463,32 @@ def test_predict_utilization_is_capped_by_a_cpu_limit() -> None:
     timeline = predict(cpu_spec(max_replicas=1, limit=150), [(0, 100)], 5.0, duration=30)
     actual = max(row.utilization or 0 for row in timeline)
     assert actual == expected, "utilization of a throttled pod"
+
+
+@pytest.mark.parametrize(
+    ("case", "metric_window", "expected_first_scale_up"),
+    [
+        ("metrics-server's 15 s window: the step shows fully one sync later", 15.0, 45.0),
+        ("no window: the sync at the step sees it at once", 0.0, 30.0),
+    ],
+)
+def test_predict_reads_cpu_through_the_metric_window(
+    case: str, metric_window: float, expected_first_scale_up: float
+) -> None:
+    timeline = predict(
+        cpu_spec(), [(0, 0), (30, 40)], 5.0, ready_delay=30, duration=120, metric_window=metric_window
+    )
+    actual = next(row.t for row in timeline if row.desired > row.replicas)
+    assert actual == expected_first_scale_up, f"{case}: time of the first scale-up"
+
+
+def test_windowed_rps_averages_the_window_and_shares_by_the_pods_ready_then() -> None:
+    # 2 pods ready since long ago, a third ready at t=50; load 30 rps from t=40.
+    # samples at 36..50: 4 at 0 rps, 10 at 30/2, 1 at 30/3 → (10 x 15 + 10) / 15
+    expected = (10 * 15 + 10) / 15
+    pods_ = [SimulatedPod("a", -1e9, 0.0), SimulatedPod("b", -1e9, 0.0), SimulatedPod("c", 20.0, 50.0)]
+    actual = windowed_rps_per_pod([(0, 0), (40, 30)], pods_, 50.0, 15.0)
+    assert actual == pytest.approx(expected), "requests/s per ready pod over the metric window"
 
 
 def test_predict_rows_are_syncs_every_15s() -> None:

@@ -99,9 +99,9 @@ def test_with_cpu_target_replaces_target_and_max() -> None:
 
 
 def test_verify_replays_the_step_through_the_predictor() -> None:
-    # step at t=60 from 1 pod: the first sync adds 4 (1 + 4 pods), the next (t=75) the other 3;
-    # those are ready 30 s later, at t=105: 45 s after the step
-    expected = (8, 45.0)
+    # step at t=60 from 1 pod: metrics-server's 15 s window shows it fully at the t=75 sync, which adds 4
+    # (1 + 4 pods), the next (t=90) the other 3; those are ready 30 s later, at t=120: 60 s after the step
+    expected = (8, 60.0)
     row = size(QUESTION, [50])[0]
     check = verify(one_pod_spec(), QUESTION, row, ready_delay=30)
     assert (check.replicas_needed, check.seconds_to_needed) == expected, (
