@@ -9,22 +9,16 @@ process that imports it), and the test reads the report it writes. Bounded: abou
 
 from __future__ import annotations
 
-import csv
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from loadtest import cluster, release
+from tests.loadtest.loadtest_process import LoadRun, run_loadtest
 
 pytestmark = pytest.mark.cluster
 
-ROOT = Path(__file__).resolve().parents[2]
 RELEASE = "model-api-autoscale"
 NAMESPACE = "model-api-autoscale"
 LOAD_SECONDS = 120
@@ -43,23 +37,14 @@ def installed() -> Iterator[list[release.Manifest]]:
         cluster.uninstall(RELEASE, NAMESPACE)
 
 
-def run_watched_load(host: str, out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], list]:
-    env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"}
-    command = [
-        sys.executable, "-m", "loadtest", "run", "--host", host, "--out", str(out),
+def run_watched_load(host: str, out: Path) -> LoadRun:
+    return run_loadtest(
+        host, out,
         "--shape", "step", "--step-users", "2", "--step-seconds", "30", "--steps", "4",
         "--duration", str(LOAD_SECONDS), "--user", "pi", "--user-rps", "2", "--pi-ndigits", "20000",
         "--watch-hpa", "--namespace", NAMESPACE, "--release", RELEASE, "--cooldown", str(COOLDOWN_SECONDS),
-    ]  # fmt: skip
-    finished = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
-    )
-    reports = sorted(out.iterdir()) if out.exists() else []
-    assert len(reports) == 1, f"no report from the load run; stderr:\n{finished.stderr[-3000:]}"
-    summary = json.loads((reports[0] / "summary.json").read_text())
-    with (reports[0] / "timeline.csv").open() as handle:
-        timeline = list(csv.DictReader(handle))
-    return finished, summary, timeline
+        timeout=RUN_TIMEOUT_S,
+    )  # fmt: skip
 
 
 def test_step_load_scales_up_then_down(installed: list[release.Manifest], tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ that answers with the recorded objects, so the client's (de)serialization path i
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,6 +31,7 @@ from loadtest.hpa_watcher import (
     parse_workload,
     problems,
 )
+from tests.loadtest.stub_http import serving
 
 RECORDED = Path(__file__).parent / "recorded"
 
@@ -225,12 +225,8 @@ class RecordedApi(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api_server() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordedApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(RecordedApi) as server:
+        yield server
 
 
 def watcher_for(server: ThreadingHTTPServer) -> HpaWatcher:

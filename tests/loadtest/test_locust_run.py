@@ -9,18 +9,15 @@ class exercised); one against a stub that answers a wrong species, which must co
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import socket
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -29,6 +26,9 @@ import pytest
 from kubernetes import client
 
 from loadtest import cluster
+from tests.loadtest import loadtest_process
+from tests.loadtest.loadtest_process import LoadRun
+from tests.loadtest.stub_http import serving
 
 os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")  # only the check functions are used in this process
 
@@ -89,24 +89,11 @@ def service_url() -> Iterator[str]:
             process.wait()
 
 
-def run_loadtest(
-    host: str, out: Path, *options: str
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], list]:
-    """`python -m loadtest run` in a subprocess; its exit, summary.json and timeline.csv."""
-    env = {
-        k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"
-    }  # the run needs gevent's patch
-    env["MODEL_API_API_KEY"] = ""
-    command = [sys.executable, "-m", "loadtest", "run", "--host", host, "--out", str(out), *options]
-    finished = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+def run_loadtest(host: str, out: Path, *options: str) -> LoadRun:
+    """A bounded run with no API key (the local service has none)."""
+    return loadtest_process.run_loadtest(
+        host, out, *options, timeout=RUN_TIMEOUT_S, env={"MODEL_API_API_KEY": ""}
     )
-    reports = sorted(out.iterdir()) if out.exists() else []
-    assert len(reports) == 1, f"expected one report directory in {out}; stderr:\n{finished.stderr[-3000:]}"
-    summary = json.loads((reports[0] / "summary.json").read_text())
-    with (reports[0] / "timeline.csv").open() as handle:
-        timeline = list(csv.DictReader(handle))
-    return finished, summary, timeline
 
 
 @pytest.mark.slow
@@ -156,14 +143,8 @@ class WrongSpeciesHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def wrong_species_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), WrongSpeciesHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(WrongSpeciesHandler) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.slow
@@ -289,17 +270,12 @@ class StandInApiServer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api_client() -> Iterator[client.ApiClient]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StandInApiServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
-    configuration.api_key = {"authorization": "cluster-token"}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    try:
+    with serving(StandInApiServer) as server:
+        configuration = client.Configuration()
+        configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
+        configuration.api_key = {"authorization": "cluster-token"}
+        configuration.api_key_prefix = {"authorization": "Bearer"}
         yield client.ApiClient(configuration)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def fetch(url: str, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
