@@ -17,7 +17,7 @@ import orjson
 
 from model_api import metrics
 from model_api.errors import ApiError, MethodNotAllowed, NotFound, Unauthorized
-from model_api.http import ClientGone, Request, Response, Route
+from model_api.http import ClientGone, Handler, Request, Response, Route
 from model_api.logs import AccessLog, request_id_var
 from model_api.model import OnnxModel
 from model_api.routes import kserve_v1, ops, seed, v2
@@ -33,6 +33,8 @@ _MAX_REQUEST_ID = 128
 _REQUEST_ID_PREFIX = os.urandom(10).hex()
 _request_counter = itertools.count(1)
 _ROUTE_MODULES = (seed, kserve_v1, v2, ops)
+_VERSIONS = "/versions/"
+_VERSIONED_ACTIONS = ("", "ready", "infer")
 
 
 class App:
@@ -48,7 +50,11 @@ class App:
 
     def startup(self) -> None:
         """Load the model; a failure leaves the app serving with readiness 503."""
-        self.state.load_model()
+        if self.state.load_model():
+            # Known only now: the artifact's version, which names the versioned V2 routes.
+            for path, route in v2.versioned_routes(self.state).items():
+                self.routes[path] = route
+                self._metrics[route.template] = metrics.RouteMetrics(route.template)
 
     def shutdown(self) -> None:
         self.state.close()
@@ -85,7 +91,9 @@ class App:
                     ],
                 }
             )
-            await send({"type": "http.response.body", "body": response.body})
+            # HEAD: the GET answer's status and headers (Content-Length included), without its body.
+            body = b"" if scope["method"] == "HEAD" else response.body
+            await send({"type": "http.response.body", "body": body})
             status = response.status
         except ClientGone:
             pass
@@ -107,7 +115,7 @@ class App:
                 raise self._not_found(request.path)
             handler = route.handlers.get(request.method)
             if handler is None:
-                raise MethodNotAllowed(request.method, request.path, route.allowed)
+                handler = self._head_or_refuse(route, request)
             if route.protected and self._api_key is not None:
                 self._authorize(request.headers)
             return await handler(request)
@@ -118,6 +126,15 @@ class App:
         except Exception:
             log.exception("unhandled error serving %s %s", request.method, request.path)
             return Response(orjson.dumps({"error": f"internal error; request id {request.request_id}"}), 500)
+
+    @staticmethod
+    def _head_or_refuse(route: Route, request: Request) -> Handler:
+        """HEAD is served by the GET handler (load balancers probe with it); any other method gets 405."""
+        get = route.handlers.get("GET")
+        if get is not None and request.method == "HEAD":
+            return get
+        allowed = route.allowed + (("HEAD",) if get is not None else ())
+        raise MethodNotAllowed(request.method, request.path, tuple(sorted(allowed)))
 
     def _authorize(self, headers: dict[bytes, bytes]) -> None:
         assert self._api_key is not None
@@ -138,6 +155,16 @@ class App:
                 if name != self.state.settings.model_name:
                     return NotFound(
                         f"model {name!r} not found; this server serves {self.state.settings.model_name!r}"
+                    )
+                version = (
+                    _requested_version(path[len(prefix) + len(name) :]) if prefix == "/v2/models/" else None
+                )
+                if version is not None:
+                    served = self.state.require_model().metadata  # 503 while the model is not loaded
+                    assert served is not None
+                    return NotFound(
+                        f"model {name!r} has no version {version[:64]!r}; "
+                        f"this server serves version {served.version!r}"
                     )
         return NotFound(f"no route for {path[:200]}; see /openapi.json")
 
@@ -161,6 +188,14 @@ def create_app(settings: Settings) -> App:
         routes.update(module.routes(state))
     access_log = AccessLog(settings.log_format) if settings.log_level in ("debug", "info") else None
     return App(state, routes, access_log)
+
+
+def _requested_version(rest: str) -> str | None:
+    """The version in `/versions/<version>[/ready|/infer]` (the tail of a V2 model path), else None."""
+    if not rest.startswith(_VERSIONS):
+        return None
+    version, _, action = rest[len(_VERSIONS) :].partition("/")
+    return version if version and action in _VERSIONED_ACTIONS else None
 
 
 def _error_response(error: ApiError) -> Response:

@@ -21,7 +21,7 @@ def run_checks(base_url: str, *, timeout: float = 5.0, out: Callable[[str], None
     """0 when the service is ready and classifies the reference flower correctly, else 1."""
     base_url = base_url.rstrip("/")
     headers = {}
-    api_key = os.environ.get(env_name("api_key"))
+    api_key = os.environ.get(env_name("api_key"), "").strip()  # as the server reads it (a file's newline)
     if api_key:
         headers["X-API-Key"] = api_key
     checks = (

@@ -68,6 +68,7 @@ def configure_logging(level: str, fmt: str) -> None:
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our access log replaces it
+    logging.captureWarnings(True)  # a library's warning becomes a log line in the format, not raw stderr text
 
 
 class AccessLog:

@@ -91,6 +91,18 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 ],
             )
         },
+        "/": {
+            "get": op(
+                "KServe V1 server liveness", _json("Alive", _object({"status": {"type": "string"}})), ()
+            )
+        },
+        "/v1/models": {
+            "get": op(
+                "KServe V1 model list",
+                _json("Served models", _object({"models": {"type": "array", "items": {"type": "string"}}})),
+                (),
+            )
+        },
         f"/v1/models/{model}": {
             "get": ready_op("KServe V1 model status", {"name": {"type": "string"}}, ["name"]),
         },
@@ -134,9 +146,38 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 _infer_response(),
                 (400, 413, 422, 503),
                 secured=True,
-                requestBody=_body(_infer_request(settings.max_rows, number, row)),
+                requestBody=_body(_infer_request(model, settings.max_rows, number, row)),
             )
         },
+        # The same three model routes for one version (tritonclient's model_version=...): the artifact's own
+        # version (listed by the model metadata) answers as above; any other is 404.
+        **_versioned(
+            f"/v2/models/{model}",
+            {
+                "": (
+                    "get",
+                    op(
+                        "V2 model metadata, by version",
+                        _json("Model metadata", _model_metadata()),
+                        (404, 503),
+                    ),
+                ),
+                "/ready": (
+                    "get",
+                    ready_op("V2 model readiness, by version", {"name": {"type": "string"}}, ["name"]),
+                ),
+                "/infer": (
+                    "post",
+                    op(
+                        "V2 inference, by version",
+                        _infer_response(),
+                        (400, 404, 413, 422, 503),
+                        secured=True,
+                        requestBody=_body(_infer_request(model, settings.max_rows, number, row)),
+                    ),
+                ),
+            },
+        ),
         "/healthz": {"get": op("Liveness", _json("Alive", _object({"status": {"type": "string"}})), ())},
         "/readyz": {
             "get": op(
@@ -180,6 +221,22 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "bearer": {"type": "http", "scheme": "bearer"},
         }
     return document
+
+
+def _versioned(base: str, operations: dict[str, tuple[str, dict]]) -> dict[str, dict]:
+    version = {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "description": "the model version (see the model metadata's `versions`); others get 404",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+    }
+    paths = {}
+    for suffix, (method, operation) in operations.items():
+        operation["parameters"] = [version]
+        operation["responses"].setdefault("404", _error(404))
+        paths[f"{base}/versions/{{version}}{suffix}"] = {method: operation}
+    return paths
 
 
 def _object(properties: dict, *, required: list[str] | None = None, closed: bool = False) -> dict:
@@ -238,7 +295,7 @@ def _flag(name: str) -> dict:
     return _object({name: {"type": "boolean"}}, required=[], closed=True)
 
 
-def _infer_request(max_rows: int, number: dict, row: dict) -> dict:
+def _infer_request(model: str, max_rows: int, number: dict, row: dict) -> dict:
     tensor = _object(
         {
             "name": {"const": INPUT_NAME},  # the name `model-api train` gives the artifact's input
@@ -271,6 +328,7 @@ def _infer_request(max_rows: int, number: dict, row: dict) -> dict:
     return _object(
         {
             "id": {"type": "string"},
+            "model_name": {"const": model, "description": "optional (kserve's client sends it)"},
             "parameters": _flag("binary_data_output"),
             "inputs": {"type": "array", "items": tensor, "minItems": 1, "maxItems": 1},
             "outputs": {"type": "array", "items": output, "minItems": 1, "maxItems": 2, "uniqueItems": True},

@@ -76,8 +76,13 @@ class Settings:
             if raw is None or (raw == "" and spec.name != "api_key"):
                 continue
             values[spec.name] = _parse(name, raw, spec.type, spec.metadata)
-        if values.get("api_key") == "":
-            values["api_key"] = None
+        key = values.get("api_key")
+        if key is not None:
+            # A key mounted from a file (kubectl create secret --from-file) usually ends with a newline that
+            # no HTTP header can carry: every request would get 401. Never echoed: it is the secret.
+            if key and not key.strip():
+                raise SettingsError(f"{env_name('api_key')} is blank; unset it (no key) or give a key")
+            values["api_key"] = key.strip() or None
         return cls(**values)
 
     def __repr__(self) -> str:  # the API key must never reach a log line

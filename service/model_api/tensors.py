@@ -64,7 +64,9 @@ def tensor_to_batch(data: Any, shape: list[int], datatype: str, *, field: str, m
                 f"{field}.data must hold only {kind} for {datatype}, found {_odd_one(data, allowed)}"
             )
     try:
-        array = np.array(data, dtype=dtype)
+        # JSON floats are doubles: kept as such until the float32 range check, so that a too-large FP32 value
+        # is refused by that check rather than overflowing (with a RuntimeWarning) in the conversion.
+        array = np.array(data, dtype=np.float64 if dtype.kind == "f" else dtype)
     except OverflowError:
         raise BadRequest(f"{field}.data has a value out of range for {datatype}") from None
     return _finite_float32(array.reshape(rows, N_FEATURES), field)

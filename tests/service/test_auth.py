@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from model_api import __version__
 
 from tests.service.asgi_client import AsgiClient
 
@@ -18,8 +19,11 @@ PROTECTED = [
     ("GET", "/api/v0/pi?ndigits=5", b""),
     ("POST", "/v1/models/iris:predict", ROW_BODY),
     ("POST", "/v2/models/iris/infer", INFER_BODY),
+    ("POST", f"/v2/models/iris/versions/{__version__}/infer", INFER_BODY),
 ]
 OPEN = [
+    "/",
+    "/v1/models",
     "/healthz",
     "/readyz",
     "/metrics",
@@ -28,6 +32,8 @@ OPEN = [
     "/v2/health/ready",
     "/v2/models/iris",
     "/v2/models/iris/ready",
+    f"/v2/models/iris/versions/{__version__}",
+    f"/v2/models/iris/versions/{__version__}/ready",
     "/v1/models/iris",
     "/openapi.json",
     "/docs",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import orjson
@@ -51,6 +52,19 @@ CASES = {
     "unknown route": Case("GET", "/nope", b"", 404, "no route for /nope"),
     "unknown v2 model": Case("POST", "/v2/models/other/infer", tensor(), 404, "model 'other' not found"),
     "unknown v1 model": Case("POST", "/v1/models/other:predict", b"{}", 404, "model 'other' not found"),
+    "unknown v2 model version": Case(
+        "POST", "/v2/models/iris/versions/1/infer", tensor(), 404, "model 'iris' has no version '1'"
+    ),
+    "unknown v2 model version metadata": Case(
+        "GET", "/v2/models/iris/versions/7", b"", 404, "this server serves version"
+    ),
+    "v2 body names another model": Case(
+        "POST",
+        INFER,
+        orjson.dumps({"model_name": "other", "inputs": orjson.loads(tensor())["inputs"]}),
+        400,
+        "model_name 'other'",
+    ),
     "wrong method": Case("GET", INFER, b"", 405, "allowed: POST"),
     "wrong method on classify": Case("POST", CLASSIFY, b"", 405, "allowed: GET"),
     # JSON bodies
@@ -163,3 +177,18 @@ def test_errors_are_json_with_only_an_error_field(client: AsgiClient) -> None:
 
 def test_405_lists_the_allowed_methods_in_the_allow_header(client: AsgiClient) -> None:
     assert client.get(INFER).headers["allow"] == "POST"
+
+
+def test_405_on_a_get_route_also_allows_head(client: AsgiClient) -> None:
+    result = client.request("PUT", "/healthz")
+
+    assert (result.status, result.headers["allow"]) == (405, "GET, HEAD")
+
+
+def test_fp32_value_beyond_float32_is_refused_without_a_numpy_warning(client: AsgiClient) -> None:
+    # A RuntimeWarning would print a raw line into the JSON log stream (and be a 500 under -W error).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = client.post(INFER, body=tensor(data=[1e39, 3.5, 1.4, 0.2]))
+
+    assert (result.status, "not finite in float32" in result.json()["error"]) == (422, True), result.body

@@ -86,6 +86,15 @@ def test_check_sends_the_api_key_from_the_environment(start_server: Callable[...
     assert "k-123" not in server.log(), "the API key was logged"
 
 
+def test_a_key_mounted_from_a_file_with_its_newline_works(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(MODEL_API_API_KEY="k-123\n")
+    server.wait_until("/readyz", 200)
+
+    result = run("check", "--url", server.url(""), env={"MODEL_API_API_KEY": "k-123\n"})
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("content", [None, b"corrupt \x00 bytes"], ids=["missing", "corrupt"])
 def test_server_without_a_loadable_model_stays_up_alive_not_ready(
     start_server: Callable[..., ServerProcess], tmp_path: Path, content: bytes | None

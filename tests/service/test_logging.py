@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 
 import orjson
 import pytest
@@ -78,3 +79,25 @@ def test_formatters_include_the_request_id_and_extra_fields(formatter: logging.F
         }
     else:
         assert "hello world" in line and "request_id=rid-42" in line and "status=418" in line, line
+
+
+def test_python_warnings_become_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    from model_api.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("info", "json")
+        logging.getLogger("py.warnings").handlers.clear()
+        warnings.warn_explicit("overflow in cast", RuntimeWarning, "lib.py", 1)
+    finally:
+        logging.captureWarnings(False)
+        root.handlers[:], level = saved
+        root.setLevel(level)
+
+    entry = orjson.loads(capsys.readouterr().err.strip())
+    assert (entry["level"], entry["logger"], "overflow in cast" in entry["message"]) == (
+        "warning",
+        "py.warnings",
+        True,
+    )

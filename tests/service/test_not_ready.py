@@ -38,7 +38,7 @@ def test_probes_without_a_model(unloaded: AsgiClient, path: str, status: int, fi
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "body"), PROTECTED[:1] + PROTECTED[2:], ids=["classify", "v1", "v2"]
+    ("method", "path", "body"), PROTECTED[:1] + PROTECTED[2:], ids=["classify", "v1", "v2", "v2-versioned"]
 )
 def test_predictions_without_a_model_are_503(
     unloaded: AsgiClient, method: str, path: str, body: bytes

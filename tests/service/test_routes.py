@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from model_api import __version__
 from model_api.train import CLASS_NAMES, FEATURES
@@ -155,12 +156,12 @@ def test_openapi_lists_every_route(client: AsgiClient) -> None:
     expected = sorted(app.routes)
 
     document = client.get("/openapi.json").json()
+    # The versioned V2 routes are documented with a {version} parameter; the app serves the model's own.
+    paths = {path.replace("{version}", __version__): item for path, item in document["paths"].items()}
 
-    assert sorted(document["paths"]) == expected
+    assert sorted(paths) == expected
     for path, route in app.routes.items():
-        assert sorted(m.upper() for m in document["paths"][path]) == list(route.allowed), (
-            f"openapi methods of {path}"
-        )
+        assert sorted(m.upper() for m in paths[path]) == list(route.allowed), f"openapi methods of {path}"
 
 
 def test_docs_is_a_self_contained_html_page(client: AsgiClient) -> None:
@@ -196,3 +197,69 @@ def test_classify_query_string_forms(client: AsgiClient, query: str) -> None:
     result = client.get(f"/api/v01/classify?{query}")
 
     assert (result.status, result.json()) == (200, {"species": "Iris setosa"}), query
+
+
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/v2/models/iris/ready"]
+)
+def test_head_answers_like_get_without_a_body(client: AsgiClient, path: str) -> None:
+    get = client.get(path)
+
+    head = client.request("HEAD", path)
+
+    assert (head.status, head.body, head.headers["content-length"]) == (200, b"", str(len(get.body))), path
+
+
+def test_head_on_metrics_has_no_body(client: AsgiClient) -> None:
+    result = client.request("HEAD", "/metrics")
+
+    assert (result.status, result.body, result.headers["content-type"].startswith("text/plain")) == (
+        200,
+        b"",
+        True,
+    )
+
+
+def test_head_on_readiness_is_503_when_not_ready(client: AsgiClient) -> None:
+    client.app.state.begin_shutdown()
+
+    assert client.request("HEAD", "/readyz").status == 503
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [
+        ("GET", "", None),
+        ("GET", "/ready", None),
+        ("POST", "/infer", _infer_body([5.1, 3.5, 1.4, 0.2], [1, 4])),
+    ],
+    ids=["metadata", "ready", "infer"],
+)
+def test_v2_versioned_routes_answer_for_the_models_own_version(
+    client: AsgiClient, method: str, suffix: str, body: dict | None
+) -> None:
+    unversioned = client.request(method, f"/v2/models/iris{suffix}", body=orjson.dumps(body) if body else b"")
+
+    versioned = client.request(
+        method, f"/v2/models/iris/versions/{__version__}{suffix}", body=orjson.dumps(body) if body else b""
+    )
+
+    assert (versioned.status, versioned.json()) == (unversioned.status, unversioned.json()), suffix
+    assert versioned.status == 200, versioned.body
+
+
+def test_v2_infer_accepts_the_model_name_in_the_body_as_kserves_client_sends_it(client: AsgiClient) -> None:
+    body = _infer_body([5.1, 3.5, 1.4, 0.2], [1, 4], model_name="iris", id="k-1")
+
+    result = client.post("/v2/models/iris/infer", json=body)
+
+    assert (result.status, result.json()["outputs"][0]["data"]) == (200, [0]), result.body
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"), [("/", {"status": "alive"}), ("/v1/models", {"models": ["iris"]})]
+)
+def test_kserve_v1_client_liveness_and_model_list(client: AsgiClient, path: str, expected: dict) -> None:
+    result = client.get(path)
+
+    assert (result.status, result.json()) == (200, expected), path

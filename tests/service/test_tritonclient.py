@@ -85,3 +85,26 @@ def test_unknown_model_is_an_error_for_the_client(triton_client: triton.Inferenc
 
     with pytest.raises(triton.InferenceServerException, match="model 'other' not found"):
         triton_client.infer("other", [tensor])
+
+
+def test_versioned_calls_with_the_models_version(triton_client: triton.InferenceServerClient) -> None:
+    version = triton_client.get_model_metadata("iris")["versions"][0]
+    tensor = triton.InferInput("input", [1, 4], "FP32")
+    tensor.set_data_from_numpy(ROWS[:1])
+
+    ready = triton_client.is_model_ready("iris", model_version=version)
+    metadata = triton_client.get_model_metadata("iris", model_version=version)
+    result = triton_client.infer("iris", [tensor], model_version=version)
+
+    assert (ready, metadata["versions"], result.as_numpy("label").tolist()) == (True, [version], [0])
+
+
+def test_another_version_is_an_error_naming_the_served_one(
+    triton_client: triton.InferenceServerClient,
+) -> None:
+    tensor = triton.InferInput("input", [1, 4], "FP32")
+    tensor.set_data_from_numpy(ROWS[:1])
+
+    with pytest.raises(triton.InferenceServerException, match=r"has no version '1'.*serves version"):
+        triton_client.infer("iris", [tensor], model_version="1")
+    assert triton_client.is_model_ready("iris", model_version="1") is False

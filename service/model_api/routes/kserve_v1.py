@@ -1,4 +1,4 @@
-"""KServe V1 protocol: model status and `:predict` with `instances`."""
+"""KServe V1 protocol: server liveness, model list, model status and `:predict` with `instances`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from model_api.errors import BadRequest, NotReady
 from model_api.http import Request, Response, Route, json_response
 from model_api.state import ServiceState
 from model_api.tensors import rows_to_batch
+
+_ALIVE = b'{"status":"alive"}'
 
 
 class KServeV1Routes:
@@ -16,9 +18,18 @@ class KServeV1Routes:
     def routes(self) -> dict[str, Route]:
         base = f"/v1/models/{self.name}"
         return {
+            # What kserve's V1 client calls for server liveness and for the model list.
+            "/": Route("/", {"GET": self.live}, observed=False),
+            "/v1/models": Route("/v1/models", {"GET": self.list_models}),
             base: Route("/v1/models/{model}", {"GET": self.model_status}),
             f"{base}:predict": Route("/v1/models/{model}:predict", {"POST": self.predict}, protected=True),
         }
+
+    async def live(self, request: Request) -> Response:
+        return Response(_ALIVE)
+
+    async def list_models(self, request: Request) -> Response:
+        return json_response({"models": [self.name]})
 
     async def model_status(self, request: Request) -> Response:
         ready = self.state.model.ready

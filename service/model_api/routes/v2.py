@@ -24,7 +24,8 @@ EXTENSIONS = ("binary_tensor_data",)
 OUTPUT_DATATYPES = {"label": "INT64", "probabilities": "FP32"}
 _HEADER_LENGTH = b"inference-header-content-length"
 _BINARY_TYPE = b"application/octet-stream"
-_REQUEST_FIELDS = frozenset(("id", "parameters", "inputs", "outputs"))
+# kserve's V2 REST client also names the model in the body (`model_name`), beside the URL.
+_REQUEST_FIELDS = frozenset(("id", "model_name", "parameters", "inputs", "outputs"))
 _TENSOR_FIELDS = frozenset(("name", "shape", "datatype", "data", "parameters"))
 
 
@@ -48,6 +49,17 @@ class V2Routes:
             base: Route("/v2/models/{model}", {"GET": self.model_metadata}),
             f"{base}/ready": Route("/v2/models/{model}/ready", {"GET": self.model_ready}, observed=False),
             f"{base}/infer": Route("/v2/models/{model}/infer", {"POST": self.infer}, protected=True),
+        }
+
+    def versioned_routes(self, version: str) -> dict[str, Route]:
+        """The model routes again under `/versions/<version>` (tritonclient's model_version=...), for the
+        loaded artifact's own version; the app answers 404 naming the served version for any other."""
+        base = f"/v2/models/{self.name}/versions/{version}"
+        template = "/v2/models/{model}/versions/{version}"
+        return {
+            base: Route(template, {"GET": self.model_metadata}),
+            f"{base}/ready": Route(f"{template}/ready", {"GET": self.model_ready}, observed=False),
+            f"{base}/infer": Route(f"{template}/infer", {"POST": self.infer}, protected=True),
         }
 
     async def server_metadata(self, request: Request) -> Response:
@@ -95,6 +107,11 @@ class V2Routes:
         if not isinstance(payload, dict):
             raise BadRequest("body must be a JSON object with 'inputs'")
         _refuse_unknown(payload, _REQUEST_FIELDS, "request")
+        named = payload.get("model_name", self.name)
+        if named != self.name:
+            raise BadRequest(
+                f"model_name {named!r:.60} in the body does not match the model {self.name!r} of the URL"
+            )
         request_id = payload.get("id")
         if request_id is not None and not isinstance(request_id, str):
             raise BadRequest("'id' must be a string")
@@ -241,3 +258,9 @@ def _infer_response(
 
 def routes(state: ServiceState) -> dict[str, Route]:
     return V2Routes(state).routes()
+
+
+def versioned_routes(state: ServiceState) -> dict[str, Route]:
+    """The versioned model routes once the model is loaded (the artifact names its version), else none."""
+    metadata = state.model.metadata
+    return V2Routes(state).versioned_routes(metadata.version) if metadata is not None else {}
