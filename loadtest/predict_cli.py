@@ -106,7 +106,7 @@ def run_predict(args: argparse.Namespace) -> int:
         return _bad_input(exc)
     print(describe_spec(spec, args.values))
     print(format_timeline(timeline))
-    print(summarize(timeline))
+    print(summarize(timeline, load))
     if args.out:
         write_timeline(timeline, args.out)
         print(f"timeline: {args.out} ({len(timeline)} syncs)")
@@ -164,8 +164,9 @@ def run_size(args: argparse.Namespace) -> int:
         )
         return 1
     print(
-        f"predictor: a step to {args.peak_rps:g} rps reaches {check.replicas_needed} ready replicas in "
-        f"{check.seconds_to_needed:.0f} s (target {check.target_percent} %, maxReplicas {check.max_replicas})"
+        f"predictor: a step to {args.peak_rps:g} rps reaches {check.replicas_needed} ready replicas "
+        f"(utilization inside the HPA's tolerance band) in {check.seconds_to_needed:.0f} s "
+        f"(target {check.target_percent} %, maxReplicas {check.max_replicas})"
     )
     return 0
 
@@ -212,21 +213,27 @@ def read_load(path: Path) -> list[tuple[float, float]]:
     """The load curve from a CSV with a header containing t and rps; errors name the line and column."""
     if not path.is_file():
         raise InputError(f"load file not found: {path}")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"t", "rps"} - set(reader.fieldnames or [])
-        if missing:
-            raise InputError(
-                f"{path}: missing column(s) {', '.join(sorted(missing))}; the header must name t,rps"
-            )
-        rows = []
-        for line, record in enumerate(reader, start=2):
-            try:
-                rows.append((float(record["t"]), float(record["rps"])))
-            except (TypeError, ValueError):
-                raise InputError(f"{path} line {line}: t and rps must be numbers, got {record}") from None
     try:
-        return validate_load(rows, row_name=lambda index: f"line {index + 2}")  # line 1 is the header
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"t", "rps"} - set(reader.fieldnames or [])
+            if missing:
+                raise InputError(
+                    f"{path}: missing column(s) {', '.join(sorted(missing))}; the header must name t,rps"
+                )
+            rows, lines = [], []
+            for record in reader:  # blank lines are skipped: line_num is the record's line in the file
+                try:
+                    rows.append((float(record["t"]), float(record["rps"])))
+                except (TypeError, ValueError):
+                    raise InputError(
+                        f"{path} line {reader.line_num}: t and rps must be numbers, got {record}"
+                    ) from None
+                lines.append(reader.line_num)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: not a UTF-8 CSV file with columns t,rps ({exc})") from None
+    try:
+        return validate_load(rows, row_name=lambda index: f"line {lines[index]}")
     except ValueError as exc:
         raise InputError(f"{path}: {exc}") from None
 
@@ -277,10 +284,16 @@ def format_timeline(timeline: Sequence[SyncRow]) -> str:
     return "\n".join(lines)
 
 
-def summarize(timeline: Sequence[SyncRow]) -> str:
-    """Peak replicas; first load rise to first scale-up; last load fall to last scale-down."""
-    rises = [b.t for a, b in itertools.pairwise(timeline) if b.rps > a.rps]
-    falls = [b.t for a, b in itertools.pairwise(timeline) if b.rps < a.rps]
+def summarize(timeline: Sequence[SyncRow], load: Sequence[tuple[float, float]]) -> str:
+    """Peak replicas; first scale-up (from the first load rise and from the last rise before it); last load
+    fall to last scale-down.
+
+    Rises and falls are read from the load curve (0 rps before its first row), not from the syncs: a step
+    between two syncs happened before the sync that first shows it.
+    """
+    steps = list(itertools.pairwise([(0.0, 0.0), *load]))
+    rises = [t for (_, before), (t, rps) in steps if rps > before]
+    falls = [t for (_, before), (t, rps) in steps if rps < before]
     ups = [row.t for row in timeline if row.desired > row.replicas]
     downs = [row.t for row in timeline if row.desired < row.replicas]
     parts = [
@@ -288,17 +301,20 @@ def summarize(timeline: Sequence[SyncRow]) -> str:
     ]
     if rises:
         first_up = next((t for t in ups if t >= rises[0]), None)
-        parts.append(
-            "no scale-up after the load rose"
-            if first_up is None
-            else f"first scale-up {first_up - rises[0]:.0f} s after the load rose"
-        )
+        if first_up is None:
+            parts.append("no scale-up after the load rose")
+        else:
+            rose = max(t for t in rises if t <= first_up)
+            parts.append(
+                f"first scale-up at t={first_up:g} s: {first_up - rises[0]:.0f} s after the load first rose, "
+                f"{first_up - rose:.0f} s after the last rise before it (t={rose:g} s)"
+            )
     if falls:
         last_down = max((t for t in downs if t >= falls[-1]), default=None)
         parts.append(
             "no scale-down after the load fell"
             if last_down is None
-            else f"last scale-down {last_down - falls[-1]:.0f} s after the load fell"
+            else f"last scale-down {last_down - falls[-1]:.0f} s after the load fell (t={falls[-1]:g} s)"
         )
     return "; ".join(parts)
 

@@ -99,7 +99,7 @@ class Verdicts:
     peak_desired: int | None
     peak_ready: int | None
     scale_down_start_s: float | None
-    time_to_scale_down_s: float | None  # from the load fall to the first smaller desired count
+    time_to_scale_down_s: float | None  # from the load fall to the first drop in desired replicas
     back_to_baseline_s: float | None
     requests: int
     failures: int
@@ -196,16 +196,21 @@ def _scaling_facts(
     if load_fell is not None and first_up is not None:
         at_fall = scaling.state_at(load_fell) or scaling.points[0]
         after = [p for p in scaling.points if p.t > load_fell]
-        down = _first([p.t for p in after if p.desired < at_fall.desired])
+        # The HPA sees the load a metric window late, so it may still scale up after the load fell: the
+        # scale-down starts at the first drop below the highest count since the fall.
+        highest = itertools.accumulate([at_fall.desired, *(p.desired for p in after)], max)
+        down = _first([p.t for p, before in zip(after, highest, strict=False) if p.desired < before])
         facts["scale_down_start_s"] = down
         facts["time_to_scale_down_s"] = None if down is None else down - load_fell
         facts["back_to_baseline_s"] = _first(
             [p.t for p in after if p.desired <= baseline and p.ready <= baseline]
         )
     if scaling.source == "live":
+        # Counted from the cumulative column: rows are about, not exactly, 1 s apart (a rate is not a count).
+        totals = [int(r.get("failures") or 0) for r in timeline]
         facts["failures_while_scaling"] = sum(
-            int(r.get("failures_per_s") or 0)
-            for r in timeline
+            now - before
+            for r, before, now in zip(timeline, [0, *totals], totals, strict=False)
             if (state := scaling.state_at(float(r["t"]))) is not None and state.desired != state.ready
         )
     return facts

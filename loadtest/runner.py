@@ -13,14 +13,17 @@ import argparse
 import datetime as dt
 import math
 import os
+import signal
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
 import psutil
 from locust import User
 from locust.env import Environment
@@ -34,6 +37,7 @@ Sample = Mapping[str, Any]
 Sampler = Callable[[], Sample]
 PERCENTILES = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
 PROGRESS_EVERY_S = 10
+INTERRUPTED = 130  # the shell's status for a command ended by Ctrl-C (128 + SIGINT)
 
 
 class ProcessCpuSampler:
@@ -169,6 +173,7 @@ class LoadRun:
     user_classes: list[str]
     shape: dict[str, float]
     sampler_errors: list[str]
+    interrupted: bool = False  # stopped by Ctrl-C before the shape's end
 
     @property
     def requests(self) -> int:
@@ -243,15 +248,30 @@ def run_load(
     environment = Environment(user_classes=list(user_classes), shape_class=shape, host=host, tags=tags)
     runner = environment.create_local_runner()
     recorder = Recorder(environment, samplers=samplers, progress=progress)
+    # Ctrl-C ends the load (or the cooldown) and the run so far is still reported. Handled by a gevent
+    # signal watcher, not KeyboardInterrupt, which would land in whichever greenlet runs (the recorder's).
+    interrupt = gevent.event.Event()
+
+    def on_ctrl_c() -> None:
+        if interrupt.is_set():  # a second Ctrl-C: Python's own handler again, and it raises at once
+            on_sigint.cancel()
+            os.kill(os.getpid(), signal.SIGINT)
+        interrupt.set()
+
+    on_sigint = gevent.signal_handler(signal.SIGINT, on_ctrl_c)
     try:
         recorder.start()
         runner.start_shape()
-        if runner.shape_greenlet is not None:
-            runner.shape_greenlet.join()  # returns when the shape's tick() gives None (users stopped)
+        if runner.shape_greenlet is not None:  # ends when the shape's tick() gives None (users stopped)
+            gevent.wait([runner.shape_greenlet, interrupt], count=1)
         runner.stop()
+        interrupt.wait(cooldown)
+        if interrupt.is_set():
+            print("interrupted: stopping the load and writing the report of the run so far", file=sys.stderr)
         # One more sample after the users stopped, so the timeline ends with the load's true totals.
-        gevent.sleep(cooldown + recorder.interval)
+        gevent.sleep(recorder.interval)
     finally:
+        on_sigint.cancel()
         recorder.stop()
         runner.quit()
     return LoadRun(
@@ -264,6 +284,7 @@ def run_load(
         user_classes=[cls.__name__ for cls in user_classes],
         shape={"shape": type(shape).__name__, **shape.describe()},
         sampler_errors=recorder.sampler_errors,
+        interrupted=interrupt.is_set(),
     )
 
 
@@ -366,8 +387,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_command)
 
 
+def check_host(host: str) -> None:
+    """A base URL locust can request: http(s)://host[:port][/path]; a clear error otherwise."""
+    parsed = urllib.parse.urlsplit(host)
+    try:
+        parsed.port  # noqa: B018  # raises on a port that is not a number in 0-65535
+    except ValueError:
+        parsed = parsed._replace(netloc="")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"--host {host!r} must be a base URL such as http://127.0.0.1:8080")
+
+
 def run_command(args: argparse.Namespace) -> int:
     try:
+        check_host(args.host)
         shape = shape_from_args(args)
         users = configured_users(
             args.user_names or list(USER_CLASSES),
@@ -409,10 +442,17 @@ def run_command(args: argparse.Namespace) -> int:
     if watcher is not None:
         scaling = cluster.live_scaling(run.timeline, f"live HPA {watcher.namespace}/{watcher.hpa_name}")
         notes = cluster.problems_seen(run.timeline)
+    if run.interrupted:
+        notes = [*notes, "interrupted (Ctrl-C) before the shape's end: the timeline is the run up to then"]
     files, verdicts = write_run_report(
         report_dir(args.out), run, host=args.host, scaling=scaling, notes=notes
     )
     print_summary(verdicts, scaling, files)
+    if run.interrupted:
+        return INTERRUPTED
+    if run.requests == 0:  # e.g. a server that accepts connections and never answers
+        print(f"error: no request to {args.host} completed during the run", file=sys.stderr)
+        return 1
     return 1 if run.failures else 0
 
 

@@ -15,7 +15,8 @@ Model (deliberately simple; every step is one line below):
    judged on the worst case inside that band: ``rho_worst = 1.1 x t/100 x R / capacity``.
 5. A row is ok when the worst-case p95 meets the goal and ``N <= maxReplicas``. The recommendation is the
    highest ok target (fewest pods); ``verify`` replays a step to the peak through the HPA predictor to
-   check that the HPA gets there and how long it takes.
+   check that the HPA gets there (to the fewest pods that put the peak inside the tolerance band, where
+   the HPA stops) and how long it takes.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def latency_ok_rows(rows: Sequence[SizingRow], goal_ms: float) -> list[SizingRow
 class Verification:
     target_percent: int
     max_replicas: int
-    replicas_needed: int
+    replicas_needed: int  # the fewest pods that bring the peak's utilization inside the tolerance band
     peak_ready_replicas: int
     seconds_to_needed: float | None  # from the step to `replicas_needed` ready pods; None: never reached
 
@@ -157,11 +158,16 @@ def verify(
         duration=step_at + hold,
         memory_bytes_per_pod=memory_bytes_per_pod,
     )
-    reached = first_time_at([r for r in timeline if r.t >= step_at], row.replicas)
+    # The HPA stops scaling once utilization is inside its tolerance band (the table's worst case), which
+    # can be below row.replicas: the fewest pods that bring the peak inside the band are enough.
+    peak_millicores = sizing.peak_rps * sizing.cpu_ms_per_request
+    band_top = (1 + TOLERANCE) * row.target_percent / 100 * sizing.cpu_request_millicores
+    needed = min(row.replicas, math.ceil(peak_millicores / band_top - 1e-9))
+    reached = first_time_at([r for r in timeline if r.t >= step_at], needed)
     return Verification(
         target_percent=row.target_percent,
         max_replicas=max_replicas,
-        replicas_needed=row.replicas,
+        replicas_needed=needed,
         peak_ready_replicas=max(r.ready_replicas for r in timeline),
         seconds_to_needed=None if reached is None else reached - step_at,
     )

@@ -612,3 +612,54 @@ def test_predict_command_without_hpa_exits_2(tmp_path: Path, capsys: pytest.Capt
     status = run_cli(["predict", "--values", str(values), "--load", str(load), "--cpu-ms-per-request", "5"])
     err = capsys.readouterr().err
     assert (status, "no HorizontalPodAutoscaler" in err) == (2, True), f"(exit status, message) with {err!r}"
+
+
+@pytest.mark.parametrize(
+    ("case", "load_text", "expected"),
+    [
+        # the load rises at t=50, between syncs: the sync at t=60 scales up, 10 s after it, not 0 s after the
+        # sync at t=60 that first shows it; the load falls at t=200, not at the sync at t=210
+        (
+            "rise between syncs",
+            "t,rps\n0,10\n50,400\n200,10\n",
+            ("60 s after the load first rose, 10 s after the last rise", "fell (t=200 s)"),
+        ),
+        # the first row is itself the rise (0 rps before it)
+        (
+            "rise at t=0",
+            "t,rps\n0,400\n200,0\n",
+            ("15 s after the load first rose, 15 s after the last rise", "fell (t=200 s)"),
+        ),
+    ],
+)
+def test_predict_command_summary_times_from_the_load_curve(
+    tmp_path: Path, hpa_values: Path, capsys: pytest.CaptureFixture[str], case: str, load_text: str,
+    expected: tuple[str, str],
+) -> None:  # fmt: skip
+    load = write_load(tmp_path, load_text)
+    argv = ["predict", "--values", str(hpa_values), "--load", str(load), "--cpu-ms-per-request", "5",
+            "--duration", "900"]  # fmt: skip
+    status = run_cli(argv)
+    summary = capsys.readouterr().out.splitlines()[-1]
+    actual = (status, expected[0] in summary, expected[1] in summary)
+    assert actual == (0, True, True), f"{case}: (exit status, scale-up time, scale-down) in {summary!r}"
+
+
+@pytest.mark.parametrize(
+    ("case", "content", "message"),
+    [
+        ("blank line before the bad row", b"t,rps\n0,10\n\n60,\n", "line 4"),
+        ("unsorted after a blank line", b"t,rps\n60,10\n\n0,5\n", "line 4"),
+        ("not UTF-8", b"\xff\xfet,rps\n", "load.csv"),
+    ],
+)
+def test_predict_command_bad_file_names_the_real_line(
+    tmp_path: Path, hpa_values: Path, capsys: pytest.CaptureFixture[str], case: str, content: bytes,
+    message: str,
+) -> None:  # fmt: skip
+    load = tmp_path / "load.csv"
+    load.write_bytes(content)
+    argv = ["predict", "--values", str(hpa_values), "--load", str(load), "--cpu-ms-per-request", "5"]
+    status = run_cli(argv)
+    err = capsys.readouterr().err
+    assert (status, message in err) == (2, True), f"{case}: (exit status, message) with stderr {err!r}"

@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -311,3 +313,73 @@ def test_service_proxy_answers_502_when_the_api_server_is_down() -> None:
         fetch(url + "/readyz")
     assert caught.value.code == 502, "relay status when the API server is unreachable"
     assert "service proxy" in json.loads(caught.value.read())["error"], "relay error body"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8080", "not a url", "http://127.0.0.1:99999", "ftp://127.0.0.1"])
+def test_a_host_that_is_not_a_base_url_is_one_clear_error(host: str, tmp_path: Path) -> None:
+    """Rejected before any load: not a run of connection failures, nor a traceback."""
+    command = [sys.executable, "-m", "loadtest", "run", "--host", host, "--out", str(tmp_path),
+               "--shape", "soak", "--users", "1", "--duration", "2"]  # fmt: skip
+    finished = subprocess.run(command, cwd=loadtest_process.ROOT, capture_output=True, text=True, timeout=60)
+    expected = (2, [f"error: --host {host!r} must be a base URL such as http://127.0.0.1:8080"], [])
+    actual = (finished.returncode, finished.stderr.splitlines(), list(tmp_path.iterdir()))
+    assert actual == expected, "(exit status, stderr lines, report files) of a run with a bad --host"
+
+
+def test_a_run_where_no_request_completes_fails(tmp_path: Path) -> None:
+    """A server that accepts connections and never answers: the run still ends at its duration, and it is
+    a failed run (exit 1, said on stderr), not a clean 0 requests / 0 failures."""
+    with contextlib.closing(socket.socket()) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # connections complete in the kernel's backlog; nothing ever reads them
+        host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        options = ("--shape", "soak", "--users", "2", "--duration", "2")
+        finished, summary, _ = run_loadtest(host, tmp_path, *options)
+    expected = (1, 0, True)
+    actual = (
+        finished.returncode,
+        summary["verdicts"]["requests"],
+        f"error: no request to {host} completed" in finished.stderr,
+    )
+    assert actual == expected, f"(exit status, requests, stderr message); stderr {finished.stderr[-2000:]!r}"
+
+
+def test_ctrl_c_stops_the_load_and_still_writes_the_report(tmp_path: Path) -> None:
+    """SIGINT in the middle of a 60 s shape: the load stops, the run so far is reported (with a note), the
+    exit status is 130, and there is no traceback."""
+    host = "http://127.0.0.1:9"  # nothing listens: the requests fail, which does not matter here
+    command = [sys.executable, "-m", "loadtest", "run", "--host", host, "--out", str(tmp_path),
+               "--shape", "soak", "--users", "1", "--duration", "60"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"}
+    process = subprocess.Popen(
+        command,
+        cwd=loadtest_process.ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell's background job inherits SIGINT ignored; the child must get Python's default handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()  # the run's first line: the load is about to start
+        time.sleep(3)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    reports = list(tmp_path.iterdir())
+    summary = json.loads((reports[0] / "summary.json").read_text()) if len(reports) == 1 else {}
+    expected = (130, 1, True, False)
+    actual = (
+        process.returncode,
+        len(reports),
+        any("interrupted" in note for note in summary.get("notes", [])),
+        "Traceback" in stderr,
+    )
+    assert actual == expected, (
+        f"(exit status, reports, note, traceback) after Ctrl-C; stderr {stderr[-2000:]!r}"
+    )

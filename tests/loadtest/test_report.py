@@ -209,3 +209,47 @@ def test_watcher_rows_become_the_live_replica_series() -> None:
         "from t=1 s: HPA default/x not found",
         "from t=3 s: metrics-server is not installed",
     ], "problems_seen() notes"
+
+
+def test_scale_down_counts_from_the_peak_reached_after_the_load_fell() -> None:
+    """The HPA sees the load one metric window late, so it often scales up after the load fell (here: the
+    load stops at t=40, desired rises 1 -> 3 at t=45): the scale-down starts when desired drops from that
+    peak (t=75), not when it drops below the count at the fall (never: it returns to the minimum, 1)."""
+    late = replace(
+        LIVE,
+        points=[
+            ScalingPoint(t=0, desired=1, ready=1),
+            ScalingPoint(t=45, desired=3, ready=1),
+            ScalingPoint(t=60, desired=3, ready=3),
+            ScalingPoint(t=75, desired=2, ready=2),
+            ScalingPoint(t=90, desired=1, ready=1),
+        ],
+    )
+    verdicts = compute_verdicts(synthetic_timeline(), late)
+    expected = (40.0, 75, 35.0, 90)
+    actual = (
+        verdicts.load_fell_s,
+        verdicts.scale_down_start_s,
+        verdicts.time_to_scale_down_s,
+        verdicts.back_to_baseline_s,
+    )
+    assert actual == expected, (
+        "Verdicts (load_fell_s, scale_down_start_s, time_to_scale_down_s, back_to_baseline_s)"
+    )
+
+
+def test_failures_while_scaling_count_requests_not_rates() -> None:
+    """The recorder's rows are ~1 s apart, not exactly: one failure over 1.01 s is failures_per_s 0.99, and
+    a slow sampler can make a row span 3 s (3 failures, 1.0/s). Counts come from the cumulative column."""
+    timeline = synthetic_timeline()
+    for row in timeline:
+        if row["failures_per_s"]:
+            row["failures_per_s"] = 0.99
+    late = [row for row in timeline if row["t"] not in (25, 26)]  # t=27 spans (24, 27]: three failures
+    late[late.index(next(r for r in late if r["t"] == 27))]["failures_per_s"] = 1.0
+    expected = (3, 3)
+    actual = (
+        compute_verdicts(timeline, LIVE).failures_while_scaling,
+        compute_verdicts(late, LIVE).failures_while_scaling,
+    )
+    assert actual == expected, "Verdicts.failures_while_scaling (1.01 s rows, a 3 s row)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -139,3 +140,15 @@ def test_size_command_bad_targets_exit_2(hpa_values: Path, capsys: pytest.Captur
     assert (status, "--targets" in capsys.readouterr().err) == (2, True), (
         "(exit status, message names --targets)"
     )
+
+
+def test_verify_accepts_a_count_the_tolerance_band_holds() -> None:
+    """3000 rps x 12 ms = 36000m on 500m requests at a 90 % target: 80 pods exactly, but the HPA legitimately
+    stops at 78 (92 % utilization, inside the 0.9..1.1 band), and the table's worst p95 already assumes up to
+    99 %. The check asks for the fewest pods inside the band, ceil(36000 / (1.1 x 0.9 x 500)) = 73, not 80."""
+    question = dataclasses.replace(QUESTION, peak_rps=3000, cpu_ms_per_request=12)
+    row = size(question, [90])[0]
+    check = verify(one_pod_spec(), question, row, ready_delay=30)
+    expected = (80, 73, True)
+    actual = (row.replicas, check.replicas_needed, check.seconds_to_needed is not None)
+    assert actual == expected, "(table replicas, Verification.replicas_needed, reached) of a 90 % target"
