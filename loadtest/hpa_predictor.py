@@ -40,6 +40,7 @@ not-ready pods first, then the most recently ready (the ReplicaSet controller's 
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -674,13 +675,9 @@ def validate_load(
 
 
 def rps_at(load: Sequence[tuple[float, float]], t: float) -> float:
-    """The step held at time t (0 before the first row)."""
-    current = 0.0
-    for start, rps in load:
-        if start > t:
-            break
-        current = rps
-    return current
+    """The step held at time t (0 before the first row); `load` is sorted by t (validate_load)."""
+    index = bisect.bisect_right(load, (t, math.inf)) - 1  # the last row starting at or before t
+    return load[index][1] if index >= 0 else 0.0
 
 
 def windowed_rps_per_pod(

@@ -35,6 +35,7 @@ from loadtest.hpa_predictor import (
     predict,
     raw_resource_replicas,
     resource_replicas,
+    rps_at,
     validate_load,
     windowed_rps_per_pod,
 )
@@ -489,6 +490,15 @@ def test_windowed_rps_averages_the_window_and_shares_by_the_pods_ready_then() ->
     pods_ = [SimulatedPod("a", -1e9, 0.0), SimulatedPod("b", -1e9, 0.0), SimulatedPod("c", 20.0, 50.0)]
     actual = windowed_rps_per_pod([(0, 0), (40, 30)], pods_, 50.0, 15.0)
     assert actual == pytest.approx(expected), "requests/s per ready pod over the metric window"
+
+
+@pytest.mark.parametrize(
+    ("t", "expected_rps"),
+    [(-1.0, 0.0), (0.0, 0.0), (9.9, 0.0), (10.0, 40.0), (29.0, 40.0), (30.0, 5.0), (1e6, 5.0)],
+)
+def test_rps_at_holds_each_step_until_the_next_row(t: float, expected_rps: float) -> None:
+    actual = rps_at([(0, 0), (10, 40), (30, 5)], t)
+    assert actual == expected_rps, f"requests/s held at t={t}"
 
 
 def test_predict_rows_are_syncs_every_15s() -> None:
