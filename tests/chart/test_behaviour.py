@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import helm_python
 import pytest
 import yaml
 
@@ -202,7 +203,9 @@ class WorkloadBehaviour:
     def test_checksum_changes_with_config_only(self) -> None:
         base = checksums(self.render_workload())
         changed_config = checksums(self.render_workload({"config": {"logLevel": "debug"}}))
-        unrelated = checksums(self.render_workload({"replicaCount": 4, "podLabels": {"x": "y"}}))
+        unrelated = checksums(
+            self.render_workload({"replicaCount": 4, "podLabels": {"x": "y"}, "commonLabels": {"team": "ml"}})
+        )
         assert base.get("checksum/config"), (
             f"{self.kind}: spec.template.metadata.annotations has no checksum/config"
         )
@@ -437,3 +440,271 @@ def test_fullname(release_name: str, values: dict[str, Any], expected: str) -> N
     objects = render(values, release_name=release_name)
     names = {o["metadata"]["name"] for o in objects if o["kind"] in ("Deployment", "Service", "ConfigMap")}
     assert names == {expected}
+
+
+# --- optional blocks: each one lands where Kubernetes reads it (an indentation slip moves or drops it) -----
+
+STS = {"workload": {"kind": "StatefulSet"}}
+POD_SPEC = ("spec", "template", "spec")
+SELECTOR_TERM = {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": SELECTOR}}
+CUSTOM_AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["cpu"]}]}
+            ]
+        }
+    }
+}
+EGRESS_RULE = {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 443, "protocol": "TCP"}]}
+PODS_METRIC = {
+    "type": "Pods",
+    "pods": {
+        "metric": {"name": "requests_per_second"},
+        "target": {"type": "AverageValue", "averageValue": "10"},
+    },
+}
+RELABEL = [{"action": "labeldrop", "regex": "pod_template_hash"}]
+NP_ON = {"networkPolicy": {"enabled": True}}
+MONITOR_ON = {"serviceMonitor": {"enabled": True, "forceEnable": True}}
+
+# (case, values, kind, name or None, path in the object, expected value there)
+OPTIONAL_BLOCKS: list[tuple[str, dict[str, Any], str, str | None, tuple[Any, ...], Any]] = [
+    (
+        "imagePullSecrets (workload)",
+        {"imagePullSecrets": [{"name": "regcred"}]},
+        "Deployment",
+        None,
+        (*POD_SPEC, "imagePullSecrets"),
+        [{"name": "regcred"}],
+    ),
+    (
+        "imagePullSecrets (test hook)",
+        {"imagePullSecrets": [{"name": "regcred"}]},
+        "Pod",
+        None,
+        ("spec", "imagePullSecrets"),
+        [{"name": "regcred"}],
+    ),
+    (
+        "service.annotations",
+        {"service": {"annotations": {"lb": "internal"}}},
+        "Service",
+        helpers.FULLNAME,
+        ("metadata", "annotations"),
+        {"lb": "internal"},
+    ),
+    (
+        "service.loadBalancerSourceRanges",
+        {"service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"]}},
+        "Service",
+        helpers.FULLNAME,
+        ("spec", "loadBalancerSourceRanges"),
+        ["10.0.0.0/8"],
+    ),
+    (
+        "serviceAccount.annotations",
+        {"serviceAccount": {"annotations": {"iam": "role"}}},
+        "ServiceAccount",
+        None,
+        ("metadata", "annotations"),
+        {"iam": "role"},
+    ),
+    (
+        "persistence.annotations",
+        merge_values(STS, {"persistence": {"enabled": True, "annotations": {"backup": "no"}}}),
+        "StatefulSet",
+        None,
+        ("spec", "volumeClaimTemplates", 0, "metadata", "annotations"),
+        {"backup": "no"},
+    ),
+    (
+        "workload.updateStrategy",
+        merge_values(STS, {"workload": {"updateStrategy": {"type": "OnDelete"}}}),
+        "StatefulSet",
+        None,
+        ("spec", "updateStrategy"),
+        {"type": "OnDelete"},
+    ),
+    (
+        "workload.strategy",
+        {"workload": {"strategy": {"type": "Recreate"}}},
+        "Deployment",
+        None,
+        ("spec", "strategy"),
+        {"type": "Recreate"},
+    ),
+    ("affinity", {"affinity": CUSTOM_AFFINITY}, "Deployment", None, (*POD_SPEC, "affinity"), CUSTOM_AFFINITY),
+    (
+        "podAntiAffinityPreset hard",
+        {"podAntiAffinityPreset": "hard"},
+        "Deployment",
+        None,
+        (*POD_SPEC, "affinity", "podAntiAffinity"),
+        {"requiredDuringSchedulingIgnoredDuringExecution": [SELECTOR_TERM]},
+    ),
+    (
+        "extraVolumes",
+        {
+            "extraVolumes": [{"name": "models", "emptyDir": {}}],
+            "extraVolumeMounts": [{"name": "models", "mountPath": "/models"}],
+        },
+        "Deployment",
+        None,
+        (*POD_SPEC, "volumes", -1),
+        {"name": "models", "emptyDir": {}},
+    ),
+    (
+        "extraVolumeMounts",
+        {
+            "extraVolumes": [{"name": "models", "emptyDir": {}}],
+            "extraVolumeMounts": [{"name": "models", "mountPath": "/models"}],
+        },
+        "Deployment",
+        None,
+        (*POD_SPEC, "containers", 0, "volumeMounts", -1),
+        {"name": "models", "mountPath": "/models"},
+    ),
+    (
+        "tmpVolume.medium",
+        {"tmpVolume": {"medium": "Memory"}},
+        "Deployment",
+        None,
+        (*POD_SPEC, "volumes", 0, "emptyDir", "medium"),
+        "Memory",
+    ),
+    (
+        "autoscaling.metrics",
+        {"autoscaling": {"enabled": True, "metrics": [PODS_METRIC]}},
+        "HorizontalPodAutoscaler",
+        None,
+        ("spec", "metrics", -1),
+        PODS_METRIC,
+    ),
+    (
+        "networkPolicy.egress.extraRules",
+        merge_values(NP_ON, {"networkPolicy": {"egress": {"enabled": True, "extraRules": [EGRESS_RULE]}}}),
+        "NetworkPolicy",
+        None,
+        ("spec", "egress", -1),
+        EGRESS_RULE,
+    ),
+    (
+        "networkPolicy.allowedPods",
+        merge_values(NP_ON, {"networkPolicy": {"allowedPods": [{"matchLabels": {"app": "client"}}]}}),
+        "NetworkPolicy",
+        None,
+        ("spec", "ingress", 0, "from", -1),
+        {"podSelector": {"matchLabels": {"app": "client"}}},
+    ),
+    (
+        "networkPolicy.ingressController.podLabels (namespace AND pods, one peer)",
+        merge_values(
+            NP_ON,
+            {"networkPolicy": {"ingressController": {"enabled": True, "podLabels": {"app": "ingress"}}}},
+        ),
+        "NetworkPolicy",
+        None,
+        ("spec", "ingress", 0, "from", -1),
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+            "podSelector": {"matchLabels": {"app": "ingress"}},
+        },
+    ),
+    (
+        "serviceMonitor.relabelings",
+        merge_values(MONITOR_ON, {"serviceMonitor": {"relabelings": RELABEL}}),
+        "ServiceMonitor",
+        None,
+        ("spec", "endpoints", 0, "relabelings"),
+        RELABEL,
+    ),
+    (
+        "serviceMonitor.metricRelabelings",
+        merge_values(MONITOR_ON, {"serviceMonitor": {"metricRelabelings": RELABEL}}),
+        "ServiceMonitor",
+        None,
+        ("spec", "endpoints", 0, "metricRelabelings"),
+        RELABEL,
+    ),
+]
+
+
+def at(obj: Any, path: tuple[Any, ...]) -> Any:
+    """The value at `path` (keys and list indices), or None where the path leads nowhere."""
+    for part in path:
+        try:
+            obj = obj[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("case", "values", "kind", "name", "path", "expected"),
+    OPTIONAL_BLOCKS,
+    ids=[case for case, *_ in OPTIONAL_BLOCKS],
+)
+def test_optional_block_lands_in_place(
+    case: str, values: dict[str, Any], kind: str, name: str | None, path: tuple[Any, ...], expected: Any
+) -> None:
+    obj = get(render(values), kind, name)
+    field = ".".join(str(p) for p in path)
+    assert at(obj, path) == expected, f"{helpers.label(obj)}: {field} for {case}"
+
+
+def test_service_monitor_in_another_namespace_watches_the_release_namespace() -> None:
+    monitor = get(
+        render(merge_values(MONITOR_ON, {"serviceMonitor": {"namespace": "monitoring"}})), "ServiceMonitor"
+    )
+    actual = (monitor["metadata"]["namespace"], monitor["spec"]["namespaceSelector"])
+    assert actual == ("monitoring", {"matchNames": [helpers.NAMESPACE]}), (
+        f"{helpers.label(monitor)}: metadata.namespace / spec.namespaceSelector: Prometheus must look for "
+        "the Service in the release namespace"
+    )
+
+
+def test_dns_egress_reaches_kube_dns_in_kube_system() -> None:
+    spec = get(
+        render(merge_values(NP_ON, {"networkPolicy": {"egress": {"enabled": True}}})), "NetworkPolicy"
+    )["spec"]
+    dns_peers = [
+        peer
+        for rule in spec["egress"]
+        if {p["port"] for p in rule.get("ports") or []} == {53}
+        for peer in rule.get("to") or []
+    ]
+    expected = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    assert dns_peers == expected, (
+        f"NetworkPolicy/{helpers.FULLNAME}: spec.egress DNS rule's `to` must be kube-dns in kube-system "
+        "(one peer: namespace AND pods), or every lookup times out"
+    )
+
+
+# --- names: the longest release and override names still make valid objects -------------------------------
+
+
+def test_longest_release_name_makes_valid_names() -> None:
+    release_name = "r" * 53  # Helm's limit
+    objects = render(release_name=release_name)  # each name and label checked by the Kubernetes schema
+    too_long = [helpers.label(o) for o in objects if len(o["metadata"]["name"]) > 63]
+    assert too_long == [], f"metadata.name over 63 characters with release {release_name}"
+
+
+def test_longest_name_override_makes_valid_labels() -> None:
+    objects = render({"nameOverride": "n" * 63})  # the schema check refuses label values over 63
+    hook = helpers.helm_test_pod(objects)
+    assert len(hook["metadata"]["labels"]["app.kubernetes.io/name"]) <= 63, (
+        f"{helpers.label(hook)}: metadata.labels[app.kubernetes.io/name]"
+    )
+
+
+@pytest.mark.parametrize("release_name", ["my.release", "1st"])
+def test_release_name_that_is_no_service_name_is_refused(release_name: str) -> None:
+    with pytest.raises(helm_python.HelmError, match="fullnameOverride"):
+        render(release_name=release_name)

@@ -70,6 +70,78 @@ def test_notes_warn_about_risky_values(case: str, values: dict[str, Any]) -> Non
     assert warning_lines(notes), f"NOTES.txt gives no WARNING for {case}: {values}"
 
 
+EXPOSED = {
+    "ingress": {
+        "enabled": True,
+        "hosts": [{"host": "a.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}],
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "values", "expected"),
+    [
+        ("ClusterIP with an API key", {"apiKey": {"value": "k"}}, '-H "X-API-Key: $API_KEY"'),
+        (
+            "API key key name with a dot",
+            {"apiKey": {"existingSecret": "s", "existingSecretKey": "api.key"}},
+            "{.data.api\\.key}",
+        ),
+        (
+            "LoadBalancer on a cloud that gives a hostname",
+            {"service": {"type": "LoadBalancer"}},
+            "'hostname'",
+        ),
+        (
+            "TLS only on one host",
+            {
+                "ingress": {
+                    "enabled": True,
+                    "hosts": [
+                        {"host": "a.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]},
+                        {"host": "b.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]},
+                    ],
+                    "tls": [{"secretName": "t", "hosts": ["a.example.com"]}],
+                }
+            },
+            "http://b.example.com/",
+        ),
+    ],
+)
+def test_notes_say_how_to_reach_it(case: str, values: dict[str, Any], expected: str) -> None:
+    notes = dry_run_install(values)["notes"]
+    assert expected in notes, f"NOTES.txt for {case} lacks {expected!r}:\n{notes}"
+
+
+@pytest.mark.parametrize(
+    ("case", "values"),
+    [
+        (
+            "NodePort refused by the NetworkPolicy",
+            {"service": {"type": "NodePort"}, "networkPolicy": {"enabled": True}},
+        ),
+        (
+            "Ingress without the controller in the NetworkPolicy",
+            {**EXPOSED, "apiKey": {"existingSecret": "s"}, "networkPolicy": {"enabled": True}},
+        ),
+        (
+            "ServiceMonitor without Prometheus in the NetworkPolicy",
+            {"serviceMonitor": {"enabled": True, "forceEnable": True}, "networkPolicy": {"enabled": True}},
+        ),
+    ],
+)
+def test_notes_warn_when_the_network_policy_blocks_a_path(case: str, values: dict[str, Any]) -> None:
+    notes = dry_run_install(values)["notes"]
+    assert [line for line in warning_lines(notes) if "networkPolicy" in line], (
+        f"NOTES.txt gives no networkPolicy WARNING for {case}:\n{notes}"
+    )
+
+
+def test_notes_do_not_offer_helm_test_without_the_hook() -> None:
+    notes = dry_run_install({"tests": {"enabled": False}})["notes"]
+    assert "helm test" not in notes, f"NOTES.txt suggests helm test with tests.enabled false:\n{notes}"
+
+
 def test_helm_cli_renders_the_same(tmp_path: Any) -> None:
     helm = shutil.which("helm")
     if helm is None:

@@ -86,6 +86,9 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
         "autoscaling.targetCPUUtilizationPercentage",
         {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None}},
     ),
+    # null would delete the hardened default silently; `{}` stays possible as an explicit choice
+    ("securityContext", {"securityContext": None}),
+    ("podSecurityContext", {"podSecurityContext": None}),
     ("pdb.unhealthyPodEvictionPolicy", {"pdb": {"unhealthyPodEvictionPolicy": "Never"}}),
     ("pdb.minAvailable", {"pdb": {"enabled": True, "minAvailable": 1, "maxUnavailable": 1}}),
     ("pdb.maxUnavailable", {"pdb": {"enabled": True, "maxUnavailable": 0}}),
@@ -127,6 +130,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("extraEnv", {"extraEnv": [{"name": "MODEL_API_API_KEY", "value": "x"}]}),
     ("nameOverride", {"nameOverride": "Bad_Name"}),
     ("fullnameOverride", {"fullnameOverride": "a" * 70}),
+    ("fullnameOverride", {"fullnameOverride": "1api"}),
     ("serviceAccount.automount", {"serviceAccount": {"automount": "false"}}),
     ("commonLabels", {"commonLabels": {"team": 1}}),
     ("podLabels", {"podLabels": {"app.kubernetes.io/name": "other"}}),
@@ -206,6 +210,11 @@ VALID_EDGES: list[tuple[str, dict[str, Any]]] = [
     ("global values", {"global": {"imageRegistry": "registry.example.com"}}),
     ("longest fullname", {"fullnameOverride": "a" * 63}),
     ("short name override", {"nameOverride": "x"}),
+    ("longest name override", {"nameOverride": "n" * 63}),
+    (
+        "wildcard host",
+        {"ingress": {"enabled": True, "hosts": [{**ROUTE, "host": "*.example.com"}]}},
+    ),
     (
         "extra env from field",
         {"extraEnv": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]},

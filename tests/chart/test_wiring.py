@@ -486,3 +486,16 @@ def test_helm_test_hook_targets_the_release_service(objects: list[Manifest]) -> 
     assert (target.port or 80) in ports, (
         f"{label(hook)}: containers[0].command URL port {target.port} not in Service/{host} {ports}"
     )
+
+
+def test_helm_test_hook_runs_to_completion_and_can_run_again(objects: list[Manifest]) -> None:
+    """`helm test` waits for the Pod to succeed (a restarting Pod never does) and creates it anew on the
+    next run (a Pod left behind makes that create fail with AlreadyExists)."""
+    hook = helpers.helm_test_pod(objects)
+    policies = str(hook["metadata"]["annotations"].get("helm.sh/hook-delete-policy", "")).split(",")
+    actual = {
+        "spec.restartPolicy": hook["spec"].get("restartPolicy", "Always"),
+        "before-hook-creation in helm.sh/hook-delete-policy": "before-hook-creation" in policies,
+    }
+    expected = {"spec.restartPolicy": "Never", "before-hook-creation in helm.sh/hook-delete-policy": True}
+    assert actual == expected, f"{label(hook)}: metadata.annotations / spec.restartPolicy"

@@ -201,9 +201,10 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
   annotations:
-    checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+    {{- /* the data only: a new chart version or commonLabels must not roll the pods */}}
+    checksum/config: {{ (include (print .Template.BasePath "/configmap.yaml") . | fromYaml).data | toJson | sha256sum }}
     {{- if and .Values.apiKey.value (not .Values.apiKey.existingSecret) }}
-    checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
+    checksum/secret: {{ (include (print .Template.BasePath "/secret.yaml") . | fromYaml).data | toJson | sha256sum }}
     {{- end }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
@@ -360,6 +361,9 @@ to change. Called from the workload templates.
 {{- $messages = append $messages "workload.updateStrategy applies to a StatefulSet only: use workload.strategy with workload.kind Deployment" }}
 {{- end }}
 {{- $fullname := include "model-api.fullname" . }}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $fullname) }}
+{{- $messages = append $messages (printf "the object name %s (release name %s) is not a DNS-1035 label, which a Service name must be (lowercase letter first, no dots): set fullnameOverride" $fullname .Release.Name) }}
+{{- end }}
 {{- if and (not $deployment) (gt (len $fullname) 52) }}
 {{- $messages = append $messages (printf "the StatefulSet name %s is %d characters; Kubernetes needs 52 at most (its pods' controller-revision-hash label): set fullnameOverride or a shorter release name" $fullname (len $fullname)) }}
 {{- end }}
