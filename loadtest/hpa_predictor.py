@@ -375,48 +375,57 @@ def resource_replicas(
     current: int, pods: Sequence[PodSample], target_utilization: int, tolerances: Tolerances = Tolerances()
 ) -> Proposal:
     """GetResourceReplicas: the proposal for a utilization target (percent of the request)."""
-    metrics, ready_count, unready, missing = _group(pods)
     requests = {p.name: p.request for p in pods}
-    ratio, utilization, raw = utilization_ratio(metrics, requests, target_utilization)
-    scale_up_with_unready = bool(unready) and ratio > 1.0
-    if not scale_up_with_unready and not missing:
-        if tolerances.is_within(ratio):
-            return Proposal(current, utilization, raw)
-        return Proposal(math.ceil(ratio * ready_count), utilization, raw)
-    if missing and ratio < 1.0:
-        # scale-down: a missing pod uses all its request (or the target, when the target is above 100 %)
-        fallback = max(100, target_utilization)
-        metrics.update({p.name: requests[p.name] * fallback // 100 for p in missing})
-    elif missing and ratio > 1.0:
-        metrics.update({p.name: 0 for p in missing})  # scale-up: a missing pod uses nothing
-    if scale_up_with_unready:
-        metrics.update({p.name: 0 for p in unready})  # scale-up: an unready pod uses nothing
-    new_ratio, _, _ = utilization_ratio(metrics, requests, target_utilization)
-    return Proposal(
-        _rebalanced_replicas(current, ratio, new_ratio, len(metrics), tolerances), utilization, raw
+
+    def ratio_of(usage: Mapping[str, int]) -> float:
+        return utilization_ratio(usage, requests, target_utilization)[0]
+
+    # scale-down: a missing pod uses all its request (or the target, when the target is above 100 %)
+    fallback = max(100, target_utilization)
+    replicas, ready_usage = _replicas_for(
+        current, pods, ratio_of, lambda pod: requests[pod.name] * fallback // 100, tolerances
     )
+    _, utilization, raw = utilization_ratio(ready_usage, requests, target_utilization)
+    return Proposal(replicas, utilization, raw)
 
 
 def raw_resource_replicas(
     current: int, pods: Sequence[PodSample], target_value: int, tolerances: Tolerances = Tolerances()
 ) -> Proposal:
     """calcPlainMetricReplicas: the proposal for an average-value target (milli-units per pod)."""
-    metrics, ready_count, unready, missing = _group(pods)
-    usage = sum(metrics.values())
-    ratio, raw = usage / (target_value * len(metrics)), usage // len(metrics)
+
+    def ratio_of(usage: Mapping[str, int]) -> float:
+        return sum(usage.values()) / (target_value * len(usage))
+
+    # scale-down: a missing pod uses exactly the target
+    replicas, ready_usage = _replicas_for(current, pods, ratio_of, lambda pod: target_value, tolerances)
+    return Proposal(replicas, None, sum(ready_usage.values()) // len(ready_usage))
+
+
+def _replicas_for(
+    current: int,
+    pods: Sequence[PodSample],
+    ratio_of: Callable[[Mapping[str, int]], float],
+    missing_usage_on_scale_down: Callable[[PodSample], int],
+    tolerances: Tolerances,
+) -> tuple[int, dict[str, int]]:
+    """What both calculators share: the proposal from the ready pods' usage, then, when pods are unready
+    or missing a metric, the second pass with their assumed usage. Returns (replicas, ready pods' usage)."""
+    ready_usage, ready_count, unready, missing = _group(pods)
+    ratio = ratio_of(ready_usage)
     scale_up_with_unready = bool(unready) and ratio > 1.0
     if not scale_up_with_unready and not missing:
-        if tolerances.is_within(ratio):
-            return Proposal(current, None, raw)
-        return Proposal(math.ceil(ratio * ready_count), None, raw)
+        replicas = current if tolerances.is_within(ratio) else math.ceil(ratio * ready_count)
+        return replicas, ready_usage
+    assumed = dict(ready_usage)
     if missing and ratio < 1.0:
-        metrics.update({p.name: target_value for p in missing})  # scale-down: exactly the target
+        assumed.update({p.name: missing_usage_on_scale_down(p) for p in missing})
     elif missing and ratio > 1.0:
-        metrics.update({p.name: 0 for p in missing})
+        assumed.update({p.name: 0 for p in missing})  # scale-up: a missing pod uses nothing
     if scale_up_with_unready:
-        metrics.update({p.name: 0 for p in unready})
-    new_ratio = sum(metrics.values()) / (target_value * len(metrics))
-    return Proposal(_rebalanced_replicas(current, ratio, new_ratio, len(metrics), tolerances), None, raw)
+        assumed.update({p.name: 0 for p in unready})  # scale-up: an unready pod uses nothing
+    replicas = _rebalanced_replicas(current, ratio, ratio_of(assumed), len(assumed), tolerances)
+    return replicas, ready_usage
 
 
 def propose(
