@@ -32,7 +32,7 @@ import psutil
 
 from loadtest import cluster, kube_schema, release, report, runner
 from loadtest.hpa_predictor import HpaSpec, HpaSpecError, SyncRow, predict
-from loadtest.localpod import LocalPod, LocalPodError
+from loadtest.localpod import LocalPod, LocalPodError, free_port
 from loadtest.shapes import StepShape
 
 DEV_VALUES = "values-dev.yaml"
@@ -74,9 +74,7 @@ def port_or_free(port: int) -> int:
             return port
         except OSError:
             pass
-    with contextlib.closing(socket.socket()) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()
 
 
 @contextlib.contextmanager

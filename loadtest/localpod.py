@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -32,6 +33,13 @@ INHERITED_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL")
 PROBES = {"startup": "startupProbe", "readiness": "readinessProbe", "liveness": "livenessProbe"}
 LOOPBACK = "127.0.0.1"
 _VAR_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on at loopback now (other servers share this machine)."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
 
 
 class LocalPodError(RuntimeError):

@@ -27,7 +27,6 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import IO
 
 import psutil
+
+from loadtest.localpod import free_port
 
 CONNECTIONS = 16
 WARMUP_SECONDS = 3
@@ -139,12 +140,6 @@ class Endpoint:
 # --- server processes ------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _pin(cpu: int | None) -> Callable[[], None] | None:
     return None if cpu is None else lambda: os.sched_setaffinity(0, {cpu})
 
@@ -173,7 +168,7 @@ class Server:
 
     def start(self) -> float:
         """Start on a fresh free port; return seconds from Popen to the first 200 on `ready_path`."""
-        self.port = _free_port()
+        self.port = free_port()
         env = {**self.env, "MODEL_API_PORT": str(self.port)}
         # Logs go to a file: a pipe nobody drains would block the server once full (64 KiB of access log).
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop(), the process outlives this call)

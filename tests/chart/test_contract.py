@@ -11,7 +11,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from loadtest import localpod, release
-from loadtest.localpod import LocalPod, LocalPodError
+from loadtest.localpod import LocalPod, LocalPodError, free_port
 from tests.chart import helpers
 
 DOCKERFILE = Path(
@@ -31,12 +30,6 @@ DOCKERFILE = Path(
 )  # env: mutation checks
 RUN_SETS = ("dev", "prod")  # started for real; the other sets share their pod spec
 TEST_API_KEY = "contract-test-key"  # stands in for prod's existingSecret, which only a cluster has
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def http_status(url: str, headers: dict[str, str] | None = None) -> int:

@@ -18,7 +18,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.localpod import free_port
 from tests.docker.dockerfile import Dockerfile, copy_build_context
 
 pytestmark = pytest.mark.slow
@@ -114,12 +114,6 @@ def _make_read_only(path: Path) -> None:
                 os.chmod(entry, os.stat(entry).st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -157,7 +151,7 @@ def served(image: ReplayedImage) -> Iterator[Served]:
     scratch.mkdir()
     _make_read_only(image.root / "opt")
     _make_read_only(home)
-    port = _free_port()
+    port = free_port()
     env = image.runtime_env(HOME=str(home), TMPDIR=str(scratch), MODEL_API_PORT=str(port))
     entrypoint = image.dockerfile.final.all("ENTRYPOINT")[-1].exec_form() or []
     command = [shutil.which(entrypoint[0], path=env["PATH"]) or entrypoint[0], *entrypoint[1:]]

@@ -31,13 +31,12 @@ from loadtest import cluster
 from tests.loadtest import loadtest_process
 from tests.loadtest.loadtest_process import LoadRun
 from tests.loadtest.stub_http import serving
+from tests.service.server_process import ServerProcess
 
 os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")  # only the check functions are used in this process
 
 from loadtest.locustfile import KNOWN_ROWS, SPECIES, check_pi, check_species, check_v2_infer
 
-ROOT = Path(__file__).resolve().parents[2]
-MODEL_API = ROOT / ".venv" / "bin" / "model-api"
 RUN_TIMEOUT_S = 90  # a hung run fails the test instead of hanging the suite
 ENDPOINTS = {
     "/api/v01/classify",
@@ -47,48 +46,14 @@ ENDPOINTS = {
 }
 
 
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"model-api serve exited with {process.returncode} before {url} answered")
-        with (
-            contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
-            urllib.request.urlopen(url, timeout=1) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
-
-
 @pytest.fixture(scope="module")
-def service_url() -> Iterator[str]:
+def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real service, one process on a free loopback port."""
-    port = free_port()
-    env = {**os.environ, "MODEL_API_LOG_LEVEL": "warning", "MODEL_API_API_KEY": ""}
-    process = subprocess.Popen(
-        [str(MODEL_API), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    log = tmp_path_factory.mktemp("service") / "server.log"
+    with ServerProcess({"MODEL_API_LOG_LEVEL": "warning", "MODEL_API_API_KEY": ""}, log) as server:
+        server.wait_until("/readyz", 200, timeout=30)
+        yield server.url("")
+        server.terminate()
 
 
 def run_loadtest(host: str, out: Path, *options: str) -> LoadRun:
