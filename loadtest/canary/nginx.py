@@ -68,7 +68,9 @@ def config_text(
     by_header: dict[str, list[str]] = {}
     for rule in router.header_rules:
         pattern = rule.value if rule.regex else "^" + re.escape(rule.value) + "$"
-        by_header.setdefault(rule.name, []).append(f"    {_quote('~' + pattern)} {upstream_name(rule.service)};\n")
+        by_header.setdefault(rule.name, []).append(
+            f"    {_quote('~' + pattern)} {upstream_name(rule.service)};\n"
+        )
     # Header rules nest: the first header's map falls back to the next one's, the last to the weights.
     for index, (header, entries) in reversed(list(enumerate(by_header.items()))):
         variable = f"$canary_header_{index}"

@@ -12,7 +12,6 @@ so the series the AnalysisTemplate queries carry exactly the labels they would i
 from __future__ import annotations
 
 import json
-import math
 import re
 import subprocess
 import time
@@ -49,7 +48,8 @@ class PrometheusError(RuntimeError):
 
 
 def sanitize(label: str) -> str:
-    """Prometheus' label-name form of a Kubernetes label key (app.kubernetes.io/name → app_kubernetes_io_name)."""
+    """Prometheus' label-name form of a Kubernetes label key (app.kubernetes.io/name →
+    app_kubernetes_io_name)."""
     return re.sub(r"[^a-zA-Z0-9_]", "_", label)
 
 
@@ -286,9 +286,3 @@ class PrometheusProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def finite(value: str) -> float:
-    """A Prometheus sample value ("NaN", "+Inf" included) as a float."""
-    number = float(value)
-    return number if not math.isnan(number) else math.nan

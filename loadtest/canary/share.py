@@ -97,20 +97,26 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def timeline(
-    answers: Sequence[Answer], slots: Sequence[str], bucket_s: float = 1.0
+    answers: Sequence[Answer], slots: Sequence[str], end_s: float, bucket_s: float = 1.0
 ) -> list[dict[str, float | None]]:
-    """Per `bucket_s` of the load: each slot's share of weighted requests, error ratio and p99 (ms)."""
+    """Per `bucket_s` of the load (answers after `end_s`, the stragglers, left out): each slot's share of
+    weighted requests in that bucket and so far, its error ratio and p99 (ms)."""
     buckets: dict[int, list[Answer]] = defaultdict(list)
     for answer in answers:
-        buckets[int(answer.t // bucket_s)].append(answer)
+        if answer.t < end_s:
+            buckets[int(answer.t // bucket_s)].append(answer)
     rows = []
+    so_far: Counter[str | None] = Counter()
     for index in range(max(buckets) + 1 if buckets else 0):
         row: dict[str, float | None] = {"t": (index + 1) * bucket_s}
         inside = buckets.get(index, [])
         weighted = [a for a in inside if a.route == WEIGHTED]
+        so_far.update(a.slot for a in weighted)
+        seen = sum(so_far.values())
         for slot in slots:
             mine = [a for a in inside if a.slot == slot]
             row[f"share_{slot}"] = sum(a.slot == slot for a in weighted) / len(weighted) if weighted else None
+            row[f"cumulative_share_{slot}"] = so_far[slot] / seen if seen else None
             row[f"error_ratio_{slot}"] = sum(not a.ok for a in mine) / len(mine) if mine else None
             row[f"p99_ms_{slot}"] = percentile([a.response_time_ms for a in mine], 0.99)
         rows.append(row)

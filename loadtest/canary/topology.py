@@ -244,7 +244,8 @@ def read_router(objects: Sequence[Manifest], services: Mapping[str, Sequence[Slo
     if canaries:
         if len(canaries) != 1 or len(mains) != 1:
             raise TopologyError(
-                f"{len(mains)} main and {len(canaries)} canary Ingresses rendered; ingress-nginx pairs one each"
+                f"{len(mains)} main and {len(canaries)} canary Ingresses rendered; "
+                "ingress-nginx pairs one each"
             )
         return router_from_ingresses(mains[0], canaries[0])
     # Replica split: the Service that reaches every slot carries all the traffic.

@@ -15,11 +15,12 @@ Manifest = dict[str, Any]
 SLOT_LABEL = "model-api.io/slot"
 VERSION_LABEL = "model-api.io/model-version"
 FULLNAME = "model-api"
-ROUTES = '/api.*|/v1/.*|/v2/.*'
+ROUTES = "/api.*|/v1/.*|/v2/.*"
 ERROR_RATIO = (
     '(sum(rate(model_api_requests_total{service="{{args.service-name}}",route=~"%s",status=~"5.."}[1m]))'
     " or vector(0))"  # no 5xx series at all is a ratio of 0, not "no data"
-    ' / sum(rate(model_api_requests_total{service="{{args.service-name}}",route=~"%s"}[1m]))' % (ROUTES, ROUTES)
+    ' / sum(rate(model_api_requests_total{service="{{args.service-name}}",route=~"%s"}[1m]))'
+    % (ROUTES, ROUTES)
 )
 P99 = (
     "histogram_quantile(0.99, sum by (le) (rate(model_api_request_duration_seconds_bucket"
@@ -110,6 +111,7 @@ def canary_release(
             },
         })  # fmt: skip
     elif router == "ingressNginx":
+
         def ingress(name: str, backend: str, annotations: dict[str, str]) -> Manifest:
             return {
                 "apiVersion": "networking.k8s.io/v1",
