@@ -7,7 +7,12 @@ import importlib
 import sys
 
 # Each module defines register(subparsers), setting `func(args) -> int` on the parsers it adds.
-COMMAND_MODULES = ("loadtest.runner", "loadtest.predict_cli", "loadtest.demo", "loadtest.canary.cli")
+COMMAND_MODULES = (
+    "loadtest.load.runner",
+    "loadtest.commands.predict",
+    "loadtest.commands.demo",
+    "loadtest.commands.canary",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,5 +5,5 @@ Argo Rollouts' rules. No cluster.
 
 Modules: `topology` (slots, Services and the router read from the rendered objects), `nginx`, `prometheus`,
 `analysis` (args, conditions, verdict), `share` (traffic tally, Wilson interval), `traffic` (locust users),
-`rehearsal` (the run), `report`, `cli`.
+`rehearsal` (the run), `report`; the command is loadtest/commands/canary.py.
 """

@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from loadtest import release
 from loadtest.canary.topology import Slot, Topology
+from loadtest.chart import release
 
 PROMETHEUS = "/usr/bin/prometheus"
 LOOPBACK = "127.0.0.1"

@@ -17,10 +17,11 @@ from typing import Any
 
 import gevent
 
-from loadtest import release, runner
 from loadtest.canary import analysis, nginx, prometheus, share, topology, traffic
-from loadtest.localpod import LocalPod, free_port
-from loadtest.shapes import SoakShape
+from loadtest.chart import release
+from loadtest.chart.localpod import LocalPod, free_port
+from loadtest.load import runner
+from loadtest.load.shapes import SoakShape
 
 SCRAPE_INTERVAL = "1s"
 READY_TIMEOUT_S = 60.0

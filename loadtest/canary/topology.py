@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadtest import localpod, release
+from loadtest.chart import localpod, release
 
 Manifest = dict[str, Any]
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")

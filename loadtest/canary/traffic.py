@@ -15,7 +15,7 @@ from locust.env import Environment
 
 from loadtest.canary.nginx import UPSTREAM_HEADER
 from loadtest.canary.share import HEADER, WEIGHTED, Answer
-from loadtest.locustfile import ClassifyUser, pacing
+from loadtest.load.users import ClassifyUser, pacing
 
 VERSION_HEADER = "X-Model-Version"
 

@@ -9,22 +9,21 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from loadtest import release
+from loadtest.chart import release
 
 Manifest = dict[str, Any]
 SLOT_LABEL = "model-api.io/slot"
 VERSION_LABEL = "model-api.io/model-version"
 FULLNAME = "model-api"
-ROUTES = "/api.*|/v1/.*|/v2/.*"
+ROUTES = "/api.*|/v1/.*|/v2/.*"  # prediction routes: not /metrics, not the probes
+REQUESTS = 'model_api_requests_total{service="{{args.service-name}}",route=~"' + ROUTES + '"'
 ERROR_RATIO = (
-    '(sum(rate(model_api_requests_total{service="{{args.service-name}}",route=~"%s",status=~"5.."}[1m]))'
-    " or vector(0))"  # no 5xx series at all is a ratio of 0, not "no data"
-    ' / sum(rate(model_api_requests_total{service="{{args.service-name}}",route=~"%s"}[1m]))'
-    % (ROUTES, ROUTES)
+    # no 5xx series at all is a ratio of 0, not "no data"
+    f'(sum(rate({REQUESTS},status=~"5.."}}[1m])) or vector(0)) / sum(rate({REQUESTS}}}[1m]))'
 )
 P99 = (
     "histogram_quantile(0.99, sum by (le) (rate(model_api_request_duration_seconds_bucket"
-    '{service="{{args.service-name}}",route=~"%s"}[1m])))' % ROUTES
+    '{service="{{args.service-name}}",route=~"' + ROUTES + '"}[1m])))'
 )
 
 
@@ -118,14 +117,17 @@ def canary_release(
                 "kind": "Ingress",
                 "metadata": {"name": name, "annotations": annotations},
                 "spec": {"ingressClassName": "nginx", "rules": [{"host": "model-api.local", "http": {"paths": [
-                    {"path": "/", "pathType": "Prefix",
-                     "backend": {"service": {"name": backend, "port": {"name": "http"}}}}]}}]},
+                    {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": backend,
+                                                                                "port": {"name": "http"}}}},
+                ]}}]},
             }  # fmt: skip
 
         objects.append(ingress(FULLNAME, FULLNAME, {}))
         prefix = "nginx.ingress.kubernetes.io/"
         objects.append(ingress(f"{FULLNAME}-canary", f"{FULLNAME}-{candidate}", {
-            prefix + "canary": "true", prefix + "canary-weight": str(weight), prefix + "canary-by-header": header,
+            prefix + "canary": "true",
+            prefix + "canary-weight": str(weight),
+            prefix + "canary-by-header": header,
         }))  # fmt: skip
     objects.append({
         "apiVersion": "monitoring.coreos.com/v1",

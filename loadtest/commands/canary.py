@@ -18,10 +18,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtest import release, runner
 from loadtest.canary import analysis, nginx, prometheus, rehearsal, report, topology
-from loadtest.demo import sigterm_as_interrupt
-from loadtest.localpod import LocalPodError
+from loadtest.chart import release
+from loadtest.chart.localpod import LocalPodError
+from loadtest.commands.demo import sigterm_as_interrupt
+from loadtest.load import runner
 
 DEFAULT_VALUES = "values-canary.yaml"
 
