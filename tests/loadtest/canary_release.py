@@ -112,15 +112,20 @@ def canary_release(
     elif router == "ingressNginx":
 
         def ingress(name: str, backend: str, annotations: dict[str, str]) -> Manifest:
+            path = {
+                "path": "/",
+                "pathType": "Prefix",
+                "backend": {"service": {"name": backend, "port": {"name": "http"}}},
+            }
             return {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "Ingress",
                 "metadata": {"name": name, "annotations": annotations},
-                "spec": {"ingressClassName": "nginx", "rules": [{"host": "model-api.local", "http": {"paths": [
-                    {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": backend,
-                                                                                "port": {"name": "http"}}}},
-                ]}}]},
-            }  # fmt: skip
+                "spec": {
+                    "ingressClassName": "nginx",
+                    "rules": [{"host": "model-api.local", "http": {"paths": [path]}}],
+                },
+            }
 
         objects.append(ingress(FULLNAME, FULLNAME, {}))
         prefix = "nginx.ingress.kubernetes.io/"
