@@ -44,8 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
-        help="smoke-test a running service (readiness, then one classification)",
-        description="GET /readyz, then the reference classification; sends MODEL_API_API_KEY when set.",
+        help="smoke-test a running service (readiness, model metadata, one inference)",
+        description="GET /readyz, the V2 model metadata, then one V2 inference of zeros shaped by that "
+        "metadata (and the reference classification for the iris model); sends MODEL_API_API_KEY when set.",
     )
     check.add_argument("--url", required=True, help="base URL, e.g. http://model-api:8080")
     check.add_argument("--timeout", type=float, default=5.0, help="seconds per request (default: 5)")

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from model_api import metrics
-from model_api.errors import NotReady
+from model_api.errors import NotReady, Unprocessable
 from model_api.http import Route
-from model_api.model import Model
+from model_api.model import Model, ModelInputError
 from model_api.pi_worker import PiWorker
 from model_api.settings import Settings
 
@@ -80,10 +80,13 @@ class ServiceState:
             outputs = [*outputs, label]  # counted even when the client did not ask for it
         first = next(iter(inputs.values()), None)
         rows = first.shape[0] if first is not None and first.ndim else 1
-        if rows <= INLINE_PREDICT_ROWS:
-            result = model.predict(inputs, outputs)
-        else:
-            result = await self.run_in_thread(model.predict, inputs, outputs)
+        try:
+            if rows <= INLINE_PREDICT_ROWS:
+                result = model.predict(inputs, outputs)
+            else:
+                result = await self.run_in_thread(model.predict, inputs, outputs)
+        except ModelInputError as exc:
+            raise Unprocessable(f"model {model.name!r} cannot run on these inputs: {exc}") from None
         if self._predictions is not None:
             self._predictions.add(result[label])
         return result

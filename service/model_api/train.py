@@ -12,13 +12,12 @@ import os
 from pathlib import Path
 
 from model_api import __version__
-from model_api.package import atomic_write
+from model_api.package import INPUT_NAME, atomic_write
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 CLASS_NAMES = ("Iris setosa", "Iris versicolor", "Iris virginica")
 SEED = 20240501
 MODEL_NAME = "iris"
-INPUT_NAME = "input"
 
 
 def train(out: Path, *, name: str = MODEL_NAME, version: str = __version__) -> dict[str, str]:

@@ -154,6 +154,7 @@ class V2Routes:
             chunk = binary[offset : offset + binary_size]
             offset += binary_size
             arrays[name] = binary_tensor(spec, chunk, shape, datatype, field=where, max_rows=max_rows)
+        _check_rows_agree(arrays, signature)
         if offset != len(binary):
             raise BadRequest(
                 f"{len(binary) - offset} binary bytes follow the JSON header that no input's "
@@ -166,6 +167,16 @@ class V2Routes:
         if not ready:
             body["error"] = self.state.not_ready_reason()
         return json_response(body, 200 if ready else NotReady.status)
+
+
+def _check_rows_agree(arrays: dict[str, np.ndarray], signature: Signature) -> None:
+    """Batched inputs are rows of the same examples: their first dimensions must agree."""
+    if len(arrays) < 2:
+        return
+    rows = {spec.name: arrays[spec.name].shape[0] for spec in signature.inputs if spec.batched}
+    if len(set(rows.values())) > 1:
+        shown = ", ".join(f"{name!r} {count}" for name, count in rows.items())
+        raise BadRequest(f"every input needs the same number of rows; got {shown}")
 
 
 def _split_binary(raw: bytes, header_length: bytes | None) -> tuple[bytes, bytes]:
