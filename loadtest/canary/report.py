@@ -219,6 +219,16 @@ def write(out_dir: Path, result: Result) -> CanaryFiles:
     (out_dir / "prometheus.yml").write_text(result.prometheus_config)
     summary = {
         "verdict": result.verdict,
+        "router": {"kind": result.topology.router.kind, "source": result.topology.router.source},
+        "candidate": {
+            "slot": result.topology.candidate.name,
+            "version": result.versions[result.topology.candidate.name],
+        },
+        "stable": {
+            "slot": result.topology.stable.name,
+            "version": result.versions[result.topology.stable.name],
+        },
+        "load": {"requests": result.load.requests, "failures": result.load.failures},
         "metric_phases": result.metric_phases,
         "shares": [
             {

@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 from loadtest.canary import analysis, nginx, prometheus, rehearsal, report, topology
 from loadtest.chart import release
 from loadtest.chart.localpod import LocalPodError
@@ -39,6 +41,10 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--values", "-f", action="append", default=None,
         help=f"values file, repeatable like helm -f (default: {DEFAULT_VALUES})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--manifest", type=Path, default=None,
+        help="rehearse these rendered objects (helm template output) instead of rendering --values",
     )  # fmt: skip
     parser.add_argument("--duration", type=float, default=defaults.duration_s, help="seconds of load")
     parser.add_argument("--users", type=int, default=defaults.users, help="locust users")
@@ -140,6 +146,17 @@ def canary_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.manifest is not None:
+        if args.values:
+            print("error: give --manifest or --values, not both", file=sys.stderr)
+            return 2
+        try:
+            objects = [o for o in yaml.safe_load_all(args.manifest.read_text()) if o]
+        except (OSError, yaml.YAMLError) as error:
+            print(f"error: reading {args.manifest}: {error}", file=sys.stderr)
+            return 2
+        print(f"canary rehearsal of the rendered objects in {args.manifest}")
+        return run(objects, options, args.out, args.expect)
     values = args.values or [DEFAULT_VALUES]
     missing = [v for v in values if not Path(release.ROOT, v).is_file()]
     if missing:

@@ -7,7 +7,10 @@ them itself."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from loadtest.chart import release
 
@@ -148,3 +151,21 @@ def canary_release(
     })  # fmt: skip
     objects.append(analysis_template())
     return objects
+
+
+def replicas_release(stable_replicas: int = 3, candidate_replicas: int = 1) -> list[Manifest]:
+    """rollout.canary.router: replicas — one Service over both slots, the split by replica counts."""
+    objects = [o for o in canary_release() if o["kind"] != "HTTPRoute"]
+    for obj in objects:
+        if obj["kind"] == "Service" and obj["metadata"]["name"] == FULLNAME:
+            del obj["spec"]["selector"][SLOT_LABEL]
+        if obj["kind"] == "Deployment":
+            slot = obj["spec"]["selector"]["matchLabels"][SLOT_LABEL]
+            obj["spec"]["replicas"] = stable_replicas if slot == "blue" else candidate_replicas
+    return objects
+
+
+def write_manifest(path: Path, objects: list[Manifest]) -> Path:
+    """The objects as `helm template` prints them, for `python -m loadtest canary --manifest`."""
+    path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+    return path
