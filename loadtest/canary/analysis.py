@@ -90,6 +90,32 @@ def substitute(text: str, args: Mapping[str, str], where: str) -> str:
     return _PLACEHOLDER.sub(replace, text)
 
 
+def merge_templates(templates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several templates as one, as the controller merges them into one AnalysisRun: metrics and args
+    combined; two metrics with one name, or one arg given two values, are refused (Argo refuses them too)."""
+    if not templates:
+        raise AnalysisError("no AnalysisTemplate rendered: set rollout.engine: argo")
+    names = [t["metadata"]["name"] for t in templates]
+    args: dict[str, dict[str, Any]] = {}
+    metrics: dict[str, dict[str, Any]] = {}
+    for template in templates:
+        for arg in template["spec"].get("args") or []:
+            known = args.get(arg["name"])
+            if known is not None and "value" in known and "value" in arg and known["value"] != arg["value"]:
+                raise AnalysisError(f"AnalysisTemplates {names}: arg {arg['name']} has two values")
+            if known is None or "value" in arg:
+                args[arg["name"]] = dict(arg)
+        for metric in template["spec"].get("metrics") or []:
+            if metric["name"] in metrics:
+                raise AnalysisError(f"AnalysisTemplates {names}: two metrics named {metric['name']}")
+            metrics[metric["name"]] = metric
+    name = "+".join(names)
+    return {
+        "metadata": {"name": name},
+        "spec": {"args": list(args.values()), "metrics": list(metrics.values())},
+    }
+
+
 def template_args(template: Mapping[str, Any]) -> dict[str, str | None]:
     """The template's declared args and their defaults (None: a value must be supplied)."""
     return {a["name"]: a.get("value") for a in template["spec"].get("args") or []}

@@ -184,12 +184,7 @@ def _measure(
 def rehearse(objects: Sequence[Mapping[str, Any]], options: Options, workdir: Path) -> Result:
     """Run the rehearsal on the rendered `objects`; every process is stopped before it returns."""
     topo = topology.read_topology(objects, options.candidate)
-    templates = release.find(list(objects), "AnalysisTemplate")
-    if len(templates) != 1:
-        raise RehearsalError(
-            f"{len(templates)} AnalysisTemplates rendered; the rehearsal judges one (rollout.engine: argo)"
-        )
-    template = templates[0]
+    template = analysis.merge_templates(release.find(list(objects), "AnalysisTemplate"))
     if not release.find(list(objects), "ServiceMonitor"):
         raise RehearsalError("no ServiceMonitor rendered: nothing tells Prometheus what to scrape")
     notes = list(topo.router.notes)
@@ -201,7 +196,13 @@ def rehearse(objects: Sequence[Mapping[str, Any]], options: Options, workdir: Pa
         metrics = analysis.metrics_of(template, args)
         ports = {name: pod.port for name, pod in pods.items()}
         used = {s for s, _ in topo.router.weighted} | {r.service for r in topo.router.header_rules}
-        backends = {s: [(ports[slot.name], slot.replicas) for slot in topo.services[s]] for s in used}
+        backends = {
+            s: [(ports[slot.name], slot.replicas) for slot in topo.services[s] if slot.replicas > 0]
+            for s in used
+        }
+        empty = sorted(s for s, servers in backends.items() if not servers)
+        if empty:
+            raise RehearsalError(f"the router sends to Service/{empty[0]}, whose slots all run 0 replicas")
         nginx_dir = workdir / "nginx"
         nginx_dir.mkdir(parents=True, exist_ok=True)
         proxy_port = free_port()
@@ -255,6 +256,12 @@ def rehearse(objects: Sequence[Mapping[str, Any]], options: Options, workdir: Pa
         problems.append(
             f"{len(wrong)} responses from slot {wrong[0].slot} name version {wrong[0].version!r}, "
             f"not the slot's {versions[wrong[0].slot]!r}"
+        )
+    if len(set(versions.values())) < len(versions):
+        problems.append(
+            f"the slots serve the same model version {versions}: the share per version cannot tell "
+            "them apart "
+            "(give each slot its own model.version)"
         )
     if any(a.slot is None for a in answers):
         problems.append(f"{sum(a.slot is None for a in answers)} responses came from no known slot")

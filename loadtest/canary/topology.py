@@ -86,7 +86,7 @@ class Topology:
             behind = self.services[service]
             replicas = sum(s.replicas for s in behind)
             for slot in behind:
-                share[slot.name] += (weight / total) * (slot.replicas / replicas)
+                share[slot.name] += (weight / total) * (slot.replicas / replicas) if replicas else 0.0
         return share
 
     def header_target(self) -> HeaderRule | None:
@@ -117,6 +117,15 @@ def _rendered_version(objects: Sequence[Manifest], workload: Manifest) -> str | 
     return env.get(VERSION_ENV) or None
 
 
+def _replicas(objects: Sequence[Manifest], workload: Manifest) -> int:
+    """The workload's replicas, or those of an Argo Rollout that runs its pod template (workloadRef)."""
+    for rollout in release.find(objects, "Rollout"):
+        ref = rollout["spec"].get("workloadRef") or {}
+        if (ref.get("kind"), ref.get("name")) == (workload["kind"], workload["metadata"]["name"]):
+            return int(rollout["spec"].get("replicas", 1))
+    return int(workload["spec"].get("replicas", 1))
+
+
 def read_slots(objects: Sequence[Manifest]) -> tuple[list[Slot], str | None]:
     workloads = _workloads(objects)
     if len(workloads) < 2:
@@ -134,7 +143,7 @@ def read_slots(objects: Sequence[Manifest]) -> tuple[list[Slot], str | None]:
     for workload, selector in zip(workloads, selectors, strict=True):
         labels = dict(workload["spec"]["template"]["metadata"].get("labels") or {})
         name = selector[slot_label] if slot_label else workload["metadata"]["name"]
-        replicas = int(workload["spec"].get("replicas", 1))
+        replicas = _replicas(objects, workload)
         slots.append(Slot(name, workload, labels, replicas, _rendered_version(objects, workload)))
     return slots, slot_label
 
@@ -271,6 +280,14 @@ def read_topology(objects: Sequence[Manifest], candidate: str | None = None) -> 
             raise TopologyError(
                 f"{router.source}: the {rule.name} rule sends to Service/{rule.service}, "
                 "which selects no slot's pods"
+            )
+    for service, weight in router.weighted:
+        idle = [s.name for s in services[service] if s.replicas < 1]
+        if weight > 0 and len(idle) == len(services[service]):
+            raise TopologyError(
+                f"{router.source} gives Service/{service} weight {weight} but its slot {idle} "
+                "runs 0 replicas "
+                "(rollout.slots.<slot>.replicaCount)"
             )
     names = [s.name for s in slots]
     if candidate is None:

@@ -315,3 +315,36 @@ def test_faults_error_rate_one_answers_every_request_500() -> None:
 def test_faults_error_rate_above_one_is_refused_naming_the_variable() -> None:
     with pytest.raises(SettingsError, match="MODEL_API_REHEARSAL_ERROR_RATE"):
         faults.from_settings(Settings.from_env({"MODEL_API_REHEARSAL_ERROR_RATE": "1.5"}))
+
+
+def test_templates_merge_like_one_analysis_run_and_clashes_are_refused() -> None:
+    template = canary_release()[-1]
+    first = {
+        **template,
+        "metadata": {"name": "errors"},
+        "spec": {**template["spec"], "metrics": template["spec"]["metrics"][:1]},
+    }
+    second = {
+        **template,
+        "metadata": {"name": "latency"},
+        "spec": {**template["spec"], "metrics": template["spec"]["metrics"][1:]},
+    }
+    merged = analysis.merge_templates([first, second])
+    assert [m["name"] for m in merged["spec"]["metrics"]] == ["error-ratio", "p99-latency"]
+    assert merged["spec"]["args"] == [{"name": "service-name"}]
+    with pytest.raises(analysis.AnalysisError, match="two metrics named error-ratio"):
+        analysis.merge_templates([first, first])
+    with pytest.raises(analysis.AnalysisError, match=r"rollout\.engine: argo"):
+        analysis.merge_templates([])
+
+
+def test_a_weighted_slot_with_no_replicas_is_refused_naming_the_value() -> None:
+    objects = canary_release(weight=20)
+    green = next(
+        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "model-api-green"
+    )
+    green["spec"]["replicas"] = 0
+    with pytest.raises(
+        topology.TopologyError, match=r"runs 0 replicas \(rollout\.slots\.<slot>\.replicaCount\)"
+    ):
+        topology.read_topology(objects)
