@@ -351,9 +351,6 @@ to change. Called from the workload templates.
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
 {{- $messages = append $messages (printf "autoscaling.minReplicas (%v) must not exceed autoscaling.maxReplicas (%v)" $v.autoscaling.minReplicas $v.autoscaling.maxReplicas) }}
 {{- end }}
-{{- if and $v.autoscaling.enabled (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage) (kindIs "invalid" $v.autoscaling.targetMemoryUtilizationPercentage) (empty $v.autoscaling.metrics) }}
-{{- $messages = append $messages "autoscaling.enabled needs a metric: set autoscaling.targetCPUUtilizationPercentage, autoscaling.targetMemoryUtilizationPercentage or autoscaling.metrics" }}
-{{- end }}
 {{- if and (not $deployment) $v.workload.strategy }}
 {{- $messages = append $messages "workload.strategy applies to a Deployment only: use workload.updateStrategy with workload.kind StatefulSet" }}
 {{- end }}
@@ -451,6 +448,7 @@ to change. Called from the workload templates.
 {{- $messages = append $messages "pdb.maxUnavailable 0 blocks every node drain: set at least 1" }}
 {{- end }}
 {{- end }}
+{{- $messages = concat $messages (include "model-api.autoscalingMessages" . | fromYamlArray) }}
 {{- if $messages }}
 {{- fail (printf "\n\nmodel-api: invalid values:\n  - %s\n" (join "\n  - " $messages)) }}
 {{- end }}
