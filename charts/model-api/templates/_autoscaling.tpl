@@ -57,34 +57,3 @@ PromQL: requests in flight in the pods behind a Service (argument: list root ser
 {{- $root := index . 0 }}
 {{- printf "sum(model_api_requests_in_flight{namespace=%q,service=%q})" $root.Release.Namespace (index . 1) }}
 {{- end }}
-
-{{/*
-Autoscaling checks, as a YAML list of messages (each naming the key to change) for validateValues.
-*/}}
-{{- define "model-api.autoscalingMessages" -}}
-{{- $messages := list }}
-{{- with .Values.autoscaling }}
-{{- if .enabled }}
-{{- $cpu := not (kindIs "invalid" .targetCPUUtilizationPercentage) }}
-{{- $memory := not (kindIs "invalid" .targetMemoryUtilizationPercentage) }}
-{{- $requestBased := or (not (kindIs "invalid" .targetRequestsPerSecond)) (not (kindIs "invalid" .targetInFlight)) }}
-{{- if not (has .engine (list "hpa" "keda")) }}
-{{- $messages = append $messages (printf "autoscaling.engine %v: set exactly one engine, hpa or keda (two autoscalers on one workload fight over its replicas)" .engine) }}
-{{- end }}
-{{- if and (eq .engine "keda") .metrics }}
-{{- $messages = append $messages "autoscaling.metrics are HPA MetricSpecs, but autoscaling.engine is keda: two engines would scale the workload; drop autoscaling.metrics or use engine hpa" }}
-{{- end }}
-{{- if not (or $cpu $memory $requestBased .metrics) }}
-{{- $messages = append $messages "autoscaling.enabled needs a metric: set autoscaling.targetCPUUtilizationPercentage, autoscaling.targetMemoryUtilizationPercentage, autoscaling.targetRequestsPerSecond, autoscaling.targetInFlight or autoscaling.metrics" }}
-{{- end }}
-{{- if eq (int .minReplicas) 0 }}
-{{- if ne .engine "keda" }}
-{{- $messages = append $messages "autoscaling.minReplicas 0 needs autoscaling.engine keda with autoscaling.targetRequestsPerSecond or autoscaling.targetInFlight (an HPA cannot scale to zero)" }}
-{{- else if not $requestBased }}
-{{- $messages = append $messages "autoscaling.minReplicas 0 with only CPU/memory targets never scales up from zero: set autoscaling.targetRequestsPerSecond or autoscaling.targetInFlight" }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- toYaml $messages }}
-{{- end }}

@@ -1,0 +1,230 @@
+{{/*
+Cross-value checks the schema cannot express, one helper per area. Collects every problem and fails once; each
+message names the key to change. Called from the workload templates.
+
+Every area helper receives the same dict, {"root": <the chart's root context>, "messages": <list>}, collects
+its own messages in a local list and concatenates them onto .messages at its end. To add an area, define
+"model-api.validateValues.<area>" the same way and add <area> to the list below.
+*/}}
+{{- define "model-api.validateValues" -}}
+{{- $check := dict "root" . "messages" list }}
+{{- range $area := list "autoscaling" "workload" "naming" "security" "lifecycle" "networking" "labels" "resources" "monitoring" "availability" }}
+{{- include (printf "model-api.validateValues.%s" $area) $check }}
+{{- end }}
+{{- with $check.messages }}
+{{- fail (printf "\n\nmodel-api: invalid values:\n  - %s\n" (join "\n  - " .)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Autoscaling: one engine, replica bounds (zero only where something can wake the workload), a metric to scale on,
+and the requests a utilization target is measured against.
+*/}}
+{{- define "model-api.validateValues.autoscaling" -}}
+{{- $v := .root.Values }}
+{{- $m := list }}
+{{- $requests := ($v.resources | default dict).requests | default dict }}
+{{- if $v.autoscaling.enabled }}
+{{- if gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas) }}
+{{- $m = append $m (printf "autoscaling.minReplicas (%v) must not exceed autoscaling.maxReplicas (%v)" $v.autoscaling.minReplicas $v.autoscaling.maxReplicas) }}
+{{- end }}
+{{- with $v.autoscaling }}
+{{- $cpu := not (kindIs "invalid" .targetCPUUtilizationPercentage) }}
+{{- $memory := not (kindIs "invalid" .targetMemoryUtilizationPercentage) }}
+{{- $requestBased := or (not (kindIs "invalid" .targetRequestsPerSecond)) (not (kindIs "invalid" .targetInFlight)) }}
+{{- if not (has .engine (list "hpa" "keda")) }}
+{{- $m = append $m (printf "autoscaling.engine %v: set exactly one engine, hpa or keda (two autoscalers on one workload fight over its replicas)" .engine) }}
+{{- end }}
+{{- if and (eq .engine "keda") .metrics }}
+{{- $m = append $m "autoscaling.metrics are HPA MetricSpecs, but autoscaling.engine is keda: two engines would scale the workload; drop autoscaling.metrics or use engine hpa" }}
+{{- end }}
+{{- if not (or $cpu $memory $requestBased .metrics) }}
+{{- $m = append $m "autoscaling.enabled needs a metric: set autoscaling.targetCPUUtilizationPercentage, autoscaling.targetMemoryUtilizationPercentage, autoscaling.targetRequestsPerSecond, autoscaling.targetInFlight or autoscaling.metrics" }}
+{{- end }}
+{{- if eq (int .minReplicas) 0 }}
+{{- if ne .engine "keda" }}
+{{- $m = append $m "autoscaling.minReplicas 0 needs autoscaling.engine keda with autoscaling.targetRequestsPerSecond or autoscaling.targetInFlight (an HPA cannot scale to zero)" }}
+{{- else if not $requestBased }}
+{{- $m = append $m "autoscaling.minReplicas 0 with only CPU/memory targets never scales up from zero: set autoscaling.targetRequestsPerSecond or autoscaling.targetInFlight" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and (not (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage)) (not $requests.cpu) }}
+{{- $m = append $m "autoscaling.targetCPUUtilizationPercentage needs resources.requests.cpu (utilization is a percentage of the request)" }}
+{{- end }}
+{{- if and (not (kindIs "invalid" $v.autoscaling.targetMemoryUtilizationPercentage)) (not $requests.memory) }}
+{{- $m = append $m "autoscaling.targetMemoryUtilizationPercentage needs resources.requests.memory (utilization is a percentage of the request)" }}
+{{- end }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
+
+{{/*
+Workload: the strategy field of the chosen kind, persistence only where replicas can own claims.
+*/}}
+{{- define "model-api.validateValues.workload" -}}
+{{- $v := .root.Values }}
+{{- $m := list }}
+{{- $deployment := eq $v.workload.kind "Deployment" }}
+{{- if and (not $deployment) $v.workload.strategy }}
+{{- $m = append $m "workload.strategy applies to a Deployment only: use workload.updateStrategy with workload.kind StatefulSet" }}
+{{- end }}
+{{- if and $deployment $v.workload.updateStrategy }}
+{{- $m = append $m "workload.updateStrategy applies to a StatefulSet only: use workload.strategy with workload.kind Deployment" }}
+{{- end }}
+{{- if and $deployment $v.persistence.enabled }}
+{{- $m = append $m "persistence.enabled needs workload.kind StatefulSet (Deployment replicas cannot each own a claim); unset persistence.enabled or set workload.kind=StatefulSet" }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
+
+{{/*
+Naming: object names the API server accepts (Service names, the StatefulSet's pod label limit).
+*/}}
+{{- define "model-api.validateValues.naming" -}}
+{{- $m := list }}
+{{- $fullname := include "model-api.fullname" .root }}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $fullname) }}
+{{- $m = append $m (printf "the object name %s (release name %s) is not a DNS-1035 label, which a Service name must be (lowercase letter first, no dots): set fullnameOverride" $fullname .root.Release.Name) }}
+{{- end }}
+{{- if and (eq .root.Values.workload.kind "StatefulSet") (gt (len $fullname) 52) }}
+{{- $m = append $m (printf "the StatefulSet name %s is %d characters; Kubernetes needs 52 at most (its pods' controller-revision-hash label): set fullnameOverride or a shorter release name" $fullname (len $fullname)) }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
+
+{{/*
+Security: one source for the API key, no environment variable that would shadow what the chart sets.
+*/}}
+{{- define "model-api.validateValues.security" -}}
+{{- $v := .root.Values }}
+{{- $m := list }}
+{{- if and $v.apiKey.value $v.apiKey.existingSecret }}
+{{- $m = append $m "apiKey.value and apiKey.existingSecret are exclusive: keep one (existingSecret outside development)" }}
+{{- end }}
+{{- range $i, $e := $v.extraEnv }}
+{{- if has $e.name (list "MODEL_API_API_KEY" "MODEL_API_PORT") }}
+{{- $m = append $m (printf "extraEnv[%d].name %s is set by the chart: use apiKey.* or containerPort" $i $e.name) }}
+{{- end }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
+
+{{/*
+Lifecycle: the grace period covers preStop, drain and shutdown.
+*/}}
+{{- define "model-api.validateValues.lifecycle" -}}
+{{- $v := .root.Values }}
+{{- $m := list }}
+{{- $stop := addf $v.preStopSleepSeconds $v.config.drainSeconds $v.config.shutdownTimeoutSeconds }}
+{{- if lt (float64 $v.terminationGracePeriodSeconds) $stop }}
+{{- $m = append $m (printf "terminationGracePeriodSeconds (%v) must be at least preStopSleepSeconds + config.drainSeconds + config.shutdownTimeoutSeconds (%v), or the kubelet kills requests in flight" $v.terminationGracePeriodSeconds $stop) }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
+
+{{/*
+Networking: Service, Ingress and NetworkPolicy values that contradict each other.
+*/}}
+{{- define "model-api.validateValues.networking" -}}
+{{- $v := .root.Values }}
+{{- $m := list }}
+{{- if and (not (kindIs "invalid" $v.service.nodePort)) (eq $v.service.type "ClusterIP") }}
+{{- $m = append $m "service.nodePort needs service.type NodePort or LoadBalancer" }}
+{{- end }}
+{{- if $v.ingress.enabled }}
+{{- if empty $v.ingress.hosts }}
+{{- $m = append $m "ingress.enabled needs at least one entry in ingress.hosts" }}
+{{- end }}
+{{- $hosts := list }}
+{{- range $v.ingress.hosts }}{{ $hosts = append $hosts .host }}{{ end }}
+{{- range $i, $tls := $v.ingress.tls }}
+{{- range $tls.hosts }}
+{{- if not (has . $hosts) }}
+{{- $m = append $m (printf "ingress.tls[%d].hosts names %s, which is not in ingress.hosts" $i .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with $v.networkPolicy }}
+{{- if and .enabled .allowExternal (or .ingressController.enabled .allowedNamespaces .allowedPods) }}
+{{- $m = append $m "networkPolicy.allowExternal admits every source: unset it, or drop networkPolicy.ingressController/allowedNamespaces/allowedPods" }}
+{{- end }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
+
+{{/*
+Labels: the chart's own labels cannot be overridden through commonLabels or podLabels.
+*/}}
+{{- define "model-api.validateValues.labels" -}}
+{{- $v := .root.Values }}
+{{- $m := list }}
+{{- $reserved := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "helm.sh/chart" }}
+{{- range $key := list "commonLabels" "podLabels" }}
+{{- range $label := keys (index $v $key | default dict) | sortAlpha }}
+{{- if has $label $reserved }}
+{{- $m = append $m (printf "%s.%s is set by the chart and cannot be overridden" $key $label) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
+
+{{/*
+Resources: no request above its limit.
+*/}}
+{{- define "model-api.validateValues.resources" -}}
+{{- $v := .root.Values }}
+{{- $m := list }}
+{{- $requests := ($v.resources | default dict).requests | default dict }}
+{{- $limits := ($v.resources | default dict).limits | default dict }}
+{{- range $resource := keys $limits | sortAlpha }}
+{{- if hasKey $requests $resource }}
+{{- if gt (float64 (include "model-api.quantityValue" (index $requests $resource))) (float64 (include "model-api.quantityValue" (index $limits $resource))) }}
+{{- $m = append $m (printf "resources.requests.%s (%v) must not exceed resources.limits.%s (%v)" $resource (index $requests $resource | toYaml) $resource (index $limits $resource | toYaml)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
+
+{{/*
+Monitoring: a scrape must end before the next one starts.
+*/}}
+{{- define "model-api.validateValues.monitoring" -}}
+{{- $v := .root.Values }}
+{{- $m := list }}
+{{- if and $v.serviceMonitor.enabled (gt (float64 (include "model-api.durationSeconds" $v.serviceMonitor.scrapeTimeout)) (float64 (include "model-api.durationSeconds" $v.serviceMonitor.interval))) }}
+{{- $m = append $m (printf "serviceMonitor.scrapeTimeout (%s) must not exceed serviceMonitor.interval (%s)" $v.serviceMonitor.scrapeTimeout $v.serviceMonitor.interval) }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
+
+{{/*
+Availability: a PodDisruptionBudget that names one bound and still lets a node drain evict a pod.
+*/}}
+{{- define "model-api.validateValues.availability" -}}
+{{- $v := .root.Values }}
+{{- $m := list }}
+{{- if $v.pdb.enabled }}
+{{- $min := $v.pdb.minAvailable }}
+{{- $max := $v.pdb.maxUnavailable }}
+{{- if and (not (kindIs "invalid" $min)) (not (kindIs "invalid" $max)) }}
+{{- $m = append $m "pdb.minAvailable and pdb.maxUnavailable are exclusive: set the other to null" }}
+{{- else if and (kindIs "invalid" $min) (kindIs "invalid" $max) }}
+{{- $m = append $m "pdb.enabled needs pdb.minAvailable or pdb.maxUnavailable" }}
+{{- end }}
+{{- $replicas := int (include "model-api.minReplicas" .root) }}
+{{- if and (not (kindIs "invalid" $min)) (not (kindIs "string" $min)) (ge (int $min) $replicas) }}
+{{- $m = append $m (printf "pdb.minAvailable (%v) must be below the minimum replica count (%d, autoscaling.minReplicas or replicaCount), or no node drain can evict a pod" $min $replicas) }}
+{{- end }}
+{{- if eq (toString $min) "100%" }}
+{{- $m = append $m "pdb.minAvailable 100% blocks every node drain: lower it or use pdb.maxUnavailable" }}
+{{- end }}
+{{- if has (toString $max) (list "0" "0%") }}
+{{- $m = append $m "pdb.maxUnavailable 0 blocks every node drain: set at least 1" }}
+{{- end }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
