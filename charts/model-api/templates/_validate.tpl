@@ -8,7 +8,7 @@ its own messages in a local list and concatenates them onto .messages at its end
 */}}
 {{- define "model-api.validateValues" -}}
 {{- $check := dict "root" . "messages" list }}
-{{- range $area := list "autoscaling" "workload" "naming" "security" "lifecycle" "networking" "labels" "resources" "monitoring" "availability" }}
+{{- range $area := list "autoscaling" "workload" "naming" "security" "lifecycle" "networking" "labels" "resources" "monitoring" "availability" "rollout" }}
 {{- include (printf "model-api.validateValues.%s" $area) $check }}
 {{- end }}
 {{- with $check.messages }}
@@ -224,6 +224,73 @@ Availability: a PodDisruptionBudget that names one bound and still lets a node d
 {{- end }}
 {{- if has (toString $max) (list "0" "0%") }}
 {{- $m = append $m "pdb.maxUnavailable 0 blocks every node drain: set at least 1" }}
+{{- end }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
+
+{{/*
+Rollout: the active slot runs; the candidate runs whenever it gets traffic; each router has what it routes with;
+the slot labels are the chart's.
+*/}}
+{{- define "model-api.validateValues.rollout" -}}
+{{- $root := .root }}
+{{- $v := $root.Values }}
+{{- $m := list }}
+{{- range $key := list "commonLabels" "podLabels" }}
+{{- range $label := list "model-api/slot" "model-api/model-version" }}
+{{- if hasKey (index $v $key | default dict) $label }}
+{{- $m = append $m (printf "%s.%s is set by the chart (rollout slots) and cannot be overridden" $key $label) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if eq (include "model-api.slotted" $root) "true" }}
+{{- $r := $v.rollout }}
+{{- $active := $r.active }}
+{{- $candidate := include "model-api.candidateSlot" $root }}
+{{- $activeReplicas := int (include "model-api.slotReplicas" (list $root $active)) }}
+{{- $candidateReplicas := int (include "model-api.slotReplicas" (list $root $candidate)) }}
+{{- $canary := eq $r.strategy "canary" }}
+{{- if eq $activeReplicas 0 }}
+{{- $m = append $m (printf "rollout.slots.%s.replicaCount is 0, but rollout.active is %s: the active slot must run (set its replicaCount, or promote the other slot first)" $active $active) }}
+{{- end }}
+{{- if eq $candidateReplicas 0 }}
+{{- if eq $r.strategy "blueGreen" }}
+{{- $m = append $m (printf "rollout.slots.%s.replicaCount is 0 with rollout.strategy blueGreen: the preview Service needs the candidate running (retire the old slot with rollout.strategy canary and weight 0)" $candidate) }}
+{{- else if gt (int $r.canary.weight) 0 }}
+{{- $m = append $m (printf "rollout.slots.%s.replicaCount is 0 while rollout.canary.weight is %d: the candidate slot must run to take traffic" $candidate (int $r.canary.weight)) }}
+{{- else if and $r.canary.header (ne $r.canary.router "replicas") }}
+{{- $m = append $m (printf "rollout.slots.%s.replicaCount is 0 while rollout.canary.header routes to it: unset the header or run the slot" $candidate) }}
+{{- end }}
+{{- end }}
+{{- if $canary }}
+{{- if and (eq $r.canary.router "gatewayAPI") (empty $v.httpRoute.parentRefs) }}
+{{- $m = append $m "httpRoute.parentRefs is empty: rollout.canary.router gatewayAPI needs the Gateway the HTTPRoute attaches to" }}
+{{- end }}
+{{- if and (eq $r.canary.router "ingressNginx") (not $v.ingress.enabled) }}
+{{- $m = append $m "rollout.canary.router ingressNginx needs ingress.enabled (the canary Ingress copies the main Ingress' hosts and paths)" }}
+{{- end }}
+{{- if eq $r.canary.router "replicas" }}
+{{- if $v.autoscaling.enabled }}
+{{- $m = append $m "autoscaling.enabled with rollout.canary.router replicas: the split is the replica counts, which autoscalers would change; disable autoscaling or use router gatewayAPI" }}
+{{- end }}
+{{- if $r.canary.header }}
+{{- $m = append $m "rollout.canary.header needs a router that reads headers (gatewayAPI or ingressNginx), not replicas" }}
+{{- end }}
+{{- $total := add $activeReplicas $candidateReplicas }}
+{{- $split := ternary (div (add (mul $candidateReplicas 100) (div $total 2)) $total) 0 (gt $total 0) }}
+{{- if ne (int $split) (int $r.canary.weight) }}
+{{- $m = append $m (printf "rollout.canary.weight (%d) must equal the replica split with router replicas: %s %d, %s %d is %d%% (set rollout.slots.<slot>.replicaCount or the weight)" (int $r.canary.weight) $active $activeReplicas $candidate $candidateReplicas (int $split)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if eq $v.rollout.engine "argo" }}
+{{- if ne $v.rollout.strategy "canary" }}
+{{- $m = append $m "rollout.engine argo needs rollout.strategy canary (the Rollout runs the candidate's canary steps and analysis)" }}
+{{- end }}
+{{- if ne $v.workload.kind "Deployment" }}
+{{- $m = append $m "rollout.engine argo needs workload.kind Deployment (the Rollout's workloadRef)" }}
 {{- end }}
 {{- end }}
 {{- $_ := set . "messages" (concat .messages $m) }}
