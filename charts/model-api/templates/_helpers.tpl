@@ -68,6 +68,52 @@ model-api/client-of: {{ include "model-api.fullname" . }}
 {{- end }}
 
 {{/*
+The labels that identify the helm test pod (and that its NetworkPolicy selects): not the selector labels, so
+the Service, PDB and HPA never count it as a replica.
+*/}}
+{{- define "model-api.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "model-api.name" . | trunc 58 | trimSuffix "-" }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end }}
+
+{{/*
+The name of the helm test pod and of its NetworkPolicy (63 characters at most).
+*/}}
+{{- define "model-api.testName" -}}
+{{- include "model-api.fullname" . | trunc 47 | trimSuffix "-" }}-test-connection
+{{- end }}
+
+{{/*
+A NetworkPolicy egress rule: DNS (53 UDP/TCP) to kube-dns in kube-system.
+*/}}
+{{- define "model-api.dnsEgressRule" -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: kube-system
+      podSelector:
+        matchLabels:
+          k8s-app: kube-dns
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end }}
+
+{{/*
+"true" when a CRD-backed object may be rendered, else empty. Takes (dict "root" $ "api" "<group/version/Kind>"
+"force" <bool>): rendered where the cluster serves the API (discovered on a live install) or where the user
+forced it (offline renders, helm template). A shipped environment file never forces one: an install on a
+cluster without the CRD would fail with "no matches for kind". Every CRD-backed object uses this guard, and
+NOTES.txt says what was skipped.
+*/}}
+{{- define "model-api.apiServed" -}}
+{{- if or .force (.root.Capabilities.APIVersions.Has .api) }}true{{ end }}
+{{- end }}
+
+{{/*
 The headless Service's name (StatefulSet): the fullname cut to 54 characters plus "-headless", so it stays a
 63-character DNS label and never collides with the main Service.
 */}}
@@ -109,15 +155,56 @@ The name of the Secret holding the API key (apiKey.existingSecret or the chart's
 {{- end }}
 
 {{/*
-The env entries for the API key (MODEL_API_API_KEY from the Secret), empty when no key is configured.
+The key of the API key inside its Secret: apiKey.existingSecretKey for an existing Secret, else "api-key".
+*/}}
+{{- define "model-api.secretKey" -}}
+{{- ternary .Values.apiKey.existingSecretKey "api-key" (not (empty .Values.apiKey.existingSecret)) }}
+{{- end }}
+
+{{/*
+The directory the API key Secret is mounted on (read-only) and the file the service reads, in every pod that
+needs the key. A file, not an environment variable: environment variables leak through /proc/<pid>/environ,
+crash reports and every child process.
+*/}}
+{{- define "model-api.apiKeyDir" -}}
+/var/run/secrets/model-api
+{{- end }}
+
+{{/*
+The env entries for the API key (MODEL_API_API_KEY_FILE, the mounted Secret's file), empty when no key is configured.
 */}}
 {{- define "model-api.apiKeyEnv" -}}
+{{- if include "model-api.secretName" . -}}
+- name: MODEL_API_API_KEY_FILE
+  value: {{ include "model-api.apiKeyDir" . }}/api-key
+{{- end }}
+{{- end }}
+
+{{/*
+The volumeMounts entry of the API key Secret (read-only), empty when no key is configured.
+*/}}
+{{- define "model-api.apiKeyVolumeMount" -}}
+{{- if include "model-api.secretName" . -}}
+- name: api-key
+  mountPath: {{ include "model-api.apiKeyDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+The volumes entry of the API key Secret: only its key, as the file "api-key", mode 0440 (owner root, group
+fsGroup: readable by the pod's user through fsGroup, by nobody else). Empty when no key is configured.
+*/}}
+{{- define "model-api.apiKeyVolume" -}}
 {{- with include "model-api.secretName" . -}}
-- name: MODEL_API_API_KEY
-  valueFrom:
-    secretKeyRef:
-      name: {{ . }}
-      key: {{ ternary $.Values.apiKey.existingSecretKey "api-key" (not (empty $.Values.apiKey.existingSecret)) }}
+- name: api-key
+  secret:
+    secretName: {{ . }}
+    # 0440 octal: read for the owner and the group only
+    defaultMode: 288
+    items:
+      - key: {{ include "model-api.secretKey" $ }}
+        path: api-key
 {{- end }}
 {{- end }}
 
@@ -269,6 +356,9 @@ spec:
           mountPath: /tmp
         - name: cache
           mountPath: {{ .Values.cacheVolume.mountPath }}
+        {{- with include "model-api.apiKeyVolumeMount" . }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- with .Values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -278,6 +368,9 @@ spec:
     - name: cache
       emptyDir:
         sizeLimit: {{ .Values.cacheVolume.sizeLimit }}
+    {{- end }}
+    {{- with include "model-api.apiKeyVolume" . }}
+    {{- . | nindent 4 }}
     {{- end }}
     {{- with .Values.extraVolumes }}
     {{- toYaml . | nindent 4 }}

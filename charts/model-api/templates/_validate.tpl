@@ -55,6 +55,16 @@ and the requests a utilization target is measured against.
 {{- if and (not (kindIs "invalid" $v.autoscaling.targetMemoryUtilizationPercentage)) (not $requests.memory) }}
 {{- $m = append $m "autoscaling.targetMemoryUtilizationPercentage needs resources.requests.memory (utilization is a percentage of the request)" }}
 {{- end }}
+{{- $limits := ($v.resources | default dict).limits | default dict }}
+{{- range $resource, $key := dict "cpu" "targetCPUUtilizationPercentage" "memory" "targetMemoryUtilizationPercentage" }}
+{{- $target := index $v.autoscaling $key }}
+{{- if and (not (kindIs "invalid" $target)) (index $requests $resource) (index $limits $resource) }}
+{{- $reachable := mulf 100.0 (divf (float64 (include "model-api.quantityValue" (index $limits $resource))) (float64 (include "model-api.quantityValue" (index $requests $resource)))) }}
+{{- if gt (float64 $target) $reachable }}
+{{- $m = append $m (printf "autoscaling.%s (%v) is above what resources.limits.%s lets a pod reach (%v %% of the request): lower the target or raise the limit" $key $target $resource (floor $reachable)) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- $_ := set . "messages" (concat .messages $m) }}
 {{- end }}
@@ -103,7 +113,7 @@ Security: one source for the API key, no environment variable that would shadow 
 {{- $m = append $m "apiKey.value and apiKey.existingSecret are exclusive: keep one (existingSecret outside development)" }}
 {{- end }}
 {{- range $i, $e := $v.extraEnv }}
-{{- if has $e.name (list "MODEL_API_API_KEY" "MODEL_API_PORT") }}
+{{- if has $e.name (list "MODEL_API_API_KEY" "MODEL_API_API_KEY_FILE" "MODEL_API_PORT") }}
 {{- $m = append $m (printf "extraEnv[%d].name %s is set by the chart: use apiKey.* or containerPort" $i $e.name) }}
 {{- end }}
 {{- end }}
