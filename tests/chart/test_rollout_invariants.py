@@ -76,6 +76,7 @@ REPLICAS_SEQUENCE: list[tuple[str, dict[str, Any]]] = [
     ("flip (blue active)", rollout(strategy="blueGreen", active="blue", **replicas_split(2, 2, 0))),
     ("rolling again", {}),
 ]
+FORCED_MONITOR = {"serviceMonitor": {"enabled": True, "forceEnable": True}}
 NGINX_INGRESS = {
     "ingress": {
         "enabled": True,
@@ -90,7 +91,11 @@ NGINX_INGRESS = {
 SHAPES: dict[str, tuple[tuple[str, ...], dict[str, Any], list[tuple[str, dict[str, Any]]]]] = {
     "gatewayAPI, Deployment": ((), GATEWAY, SEQUENCE),
     "gatewayAPI, StatefulSet": ((), {**GATEWAY, "workload": {"kind": "StatefulSet"}}, SEQUENCE),
-    "gatewayAPI, prod values (HPA, PDB, ServiceMonitor, Ingress)": (("values-prod.yaml",), GATEWAY, SEQUENCE),
+    "gatewayAPI, prod values (HPA, PDB, ServiceMonitor, Ingress)": (
+        ("values-prod.yaml",),
+        {**GATEWAY, **FORCED_MONITOR},
+        SEQUENCE,
+    ),
     "gatewayAPI, KEDA on requests": (
         (),
         {
@@ -100,7 +105,7 @@ SHAPES: dict[str, tuple[tuple[str, ...], dict[str, Any], list[tuple[str, dict[st
         },
         SEQUENCE,
     ),
-    "ingressNginx, prod values": (("values-prod.yaml",), NGINX_INGRESS, SEQUENCE),
+    "ingressNginx, prod values": (("values-prod.yaml",), {**NGINX_INGRESS, **FORCED_MONITOR}, SEQUENCE),
     "replicas, Deployment": ((), {"rollout": {"canary": {"router": "replicas"}}}, REPLICAS_SEQUENCE),
 }
 
