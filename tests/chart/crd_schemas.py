@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loadtest import kube_schema
+from loadtest.chart import kube_schema
 
 CRD_DIR = Path(__file__).parent / "crds"
 OBJECT_META = {

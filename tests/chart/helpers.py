@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from loadtest import kube_schema, release
+from loadtest.chart import kube_schema, release
 from tests.chart import crd_schemas
 
 crd_schemas.register()  # custom resources are checked against their published CRD schemas

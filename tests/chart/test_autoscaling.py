@@ -10,7 +10,7 @@ from typing import Any
 import helm_python
 import pytest
 
-from loadtest import kube_schema
+from loadtest.chart import kube_schema
 from tests.chart import helpers, service_metrics
 from tests.chart.helpers import Manifest
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from loadtest import kube_schema
+from loadtest.chart import kube_schema
 from tests.chart import crd_schemas, helpers
 
 # Every custom resource kind the chart can render.

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from loadtest.release import merge_values
+from loadtest.chart.release import merge_values
 from tests.chart import helpers, service_metrics
 from tests.chart.helpers import Manifest, label, selects
 
