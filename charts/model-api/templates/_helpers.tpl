@@ -136,10 +136,18 @@ The ServiceAccount the pods run as.
 The image reference: repository@digest when image.digest is set, else repository:tag (tag defaults to appVersion).
 */}}
 {{- define "model-api.image" -}}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- include "model-api.imageRef" (dict "root" . "image" .Values.image) }}
+{{- end }}
+
+{{/*
+The reference of a given image block (repository, tag, digest): (dict "root" $ "image" <image values>), so a
+pod that runs another image (a rollout slot) uses the same rule.
+*/}}
+{{- define "model-api.imageRef" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
 {{- end }}
 {{- end }}
 
@@ -275,122 +283,6 @@ topologySpreadConstraints with the release's selector labels filled in where a c
 {{- with $constraints }}
 {{- toYaml . }}
 {{- end }}
-{{- end }}
-
-{{/*
-The pod template (metadata + spec) shared by the Deployment and the StatefulSet: one pod spec for both.
-*/}}
-{{- define "model-api.podTemplate" -}}
-metadata:
-  labels:
-    {{- include "model-api.labels" . | nindent 4 }}
-    {{- with .Values.podLabels }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-  annotations:
-    {{- /* the data only: a new chart version or commonLabels must not roll the pods */}}
-    checksum/config: {{ (include (print .Template.BasePath "/configmap.yaml") . | fromYaml).data | toJson | sha256sum }}
-    {{- if and .Values.apiKey.value (not .Values.apiKey.existingSecret) }}
-    checksum/secret: {{ (include (print .Template.BasePath "/secret.yaml") . | fromYaml).data | toJson | sha256sum }}
-    {{- end }}
-    {{- with .Values.podAnnotations }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-spec:
-  {{- include "model-api.podCommonSpec" . | nindent 2 }}
-  {{- with .Values.priorityClassName }}
-  priorityClassName: {{ . }}
-  {{- end }}
-  terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
-  containers:
-    - name: {{ .Chart.Name }}
-      image: {{ include "model-api.image" . }}
-      imagePullPolicy: {{ .Values.image.pullPolicy }}
-      {{- with .Values.securityContext }}
-      securityContext:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      command: ["model-api", "serve"]
-      {{- $env := include "model-api.apiKeyEnv" . }}
-      {{- if or $env .Values.extraEnv }}
-      env:
-        {{- with $env }}
-        {{- . | nindent 8 }}
-        {{- end }}
-        {{- with .Values.extraEnv }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-      {{- end }}
-      envFrom:
-        - configMapRef:
-            name: {{ include "model-api.fullname" . }}
-      ports:
-        - name: http
-          containerPort: {{ .Values.containerPort }}
-          protocol: TCP
-      startupProbe:
-        httpGet:
-          path: /readyz
-          port: http
-        {{- toYaml .Values.startupProbe | nindent 8 }}
-      readinessProbe:
-        httpGet:
-          path: /readyz
-          port: http
-        {{- toYaml .Values.readinessProbe | nindent 8 }}
-      livenessProbe:
-        httpGet:
-          path: /healthz
-          port: http
-        {{- toYaml .Values.livenessProbe | nindent 8 }}
-      lifecycle:
-        preStop:
-          sleep:
-            seconds: {{ .Values.preStopSleepSeconds }}
-      {{- with .Values.resources }}
-      resources:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      volumeMounts:
-        - name: tmp
-          mountPath: /tmp
-        - name: cache
-          mountPath: {{ .Values.cacheVolume.mountPath }}
-        {{- with include "model-api.apiKeyVolumeMount" . }}
-        {{- . | nindent 8 }}
-        {{- end }}
-        {{- with .Values.extraVolumeMounts }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-  volumes:
-    {{- include "model-api.tmpVolume" . | nindent 4 }}
-    {{- if not (include "model-api.usesClaims" .) }}
-    - name: cache
-      emptyDir:
-        sizeLimit: {{ .Values.cacheVolume.sizeLimit }}
-    {{- end }}
-    {{- with include "model-api.apiKeyVolume" . }}
-    {{- . | nindent 4 }}
-    {{- end }}
-    {{- with .Values.extraVolumes }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-  {{- with .Values.nodeSelector }}
-  nodeSelector:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with include "model-api.affinity" . }}
-  affinity:
-    {{- . | nindent 4 }}
-  {{- end }}
-  {{- with .Values.tolerations }}
-  tolerations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with include "model-api.topologySpreadConstraints" . }}
-  topologySpreadConstraints:
-    {{- . | nindent 4 }}
-  {{- end }}
 {{- end }}
 
 {{/*

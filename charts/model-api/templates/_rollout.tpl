@@ -104,9 +104,9 @@ A slot's model version (argument: list root slot): rollout.slots.<slot>.model.ve
 {{- end }}
 
 {{/*
-The values a slot's pods are rendered with (argument: list root slot), as YAML: the release's values with the
-slot's image, model, replica count and autoscaling bounds, and the slot and model version as pod labels. The
-pod template helper then renders a slot exactly as it renders the one workload.
+The values a slot's workload is rendered with (argument: list root slot), as YAML: the release's values with the
+slot's image, model, replica count and autoscaling bounds; the pod template helper gets the slot's image and
+model blocks from them (and the slot label), and renders a slot exactly as it renders the one workload.
 */}}
 {{- define "model-api.slotValues" -}}
 {{- $root := index . 0 }}
@@ -131,12 +131,6 @@ pod template helper then renders a slot exactly as it renders the one workload.
 {{- if not (kindIs "invalid" .minReplicas) }}{{ $_ := set $values.autoscaling "minReplicas" .minReplicas }}{{ end }}
 {{- if not (kindIs "invalid" .maxReplicas) }}{{ $_ := set $values.autoscaling "maxReplicas" .maxReplicas }}{{ end }}
 {{- end }}
-{{- $podLabels := deepCopy ($values.podLabels | default dict) }}
-{{- $_ := set $podLabels "model-api/slot" $slot }}
-{{- with include "model-api.slotModelVersion" (list $root $slot) }}
-{{- $_ := set $podLabels "model-api/model-version" . }}
-{{- end }}
-{{- $_ := set $values "podLabels" $podLabels }}
 {{- toYaml $values }}
 {{- end }}
 

@@ -8,7 +8,7 @@ its own messages in a local list and concatenates them onto .messages at its end
 */}}
 {{- define "model-api.validateValues" -}}
 {{- $check := dict "root" . "messages" list }}
-{{- range $area := list "autoscaling" "workload" "naming" "security" "lifecycle" "networking" "labels" "resources" "monitoring" "availability" "rollout" }}
+{{- range $area := list "autoscaling" "workload" "naming" "security" "lifecycle" "networking" "labels" "resources" "monitoring" "availability" "model" "rollout" }}
 {{- include (printf "model-api.validateValues.%s" $area) $check }}
 {{- end }}
 {{- with $check.messages }}
@@ -113,8 +113,8 @@ Security: one source for the API key, no environment variable that would shadow 
 {{- $m = append $m "apiKey.value and apiKey.existingSecret are exclusive: keep one (existingSecret outside development)" }}
 {{- end }}
 {{- range $i, $e := $v.extraEnv }}
-{{- if has $e.name (list "MODEL_API_API_KEY" "MODEL_API_API_KEY_FILE" "MODEL_API_PORT") }}
-{{- $m = append $m (printf "extraEnv[%d].name %s is set by the chart: use apiKey.* or containerPort" $i $e.name) }}
+{{- if has $e.name (list "MODEL_API_API_KEY" "MODEL_API_API_KEY_FILE" "MODEL_API_PORT" "MODEL_API_MODEL_PATH" "MODEL_API_MODEL_VERSION") }}
+{{- $m = append $m (printf "extraEnv[%d].name %s is set by the chart: use apiKey.*, containerPort, config.modelPath or model.*" $i $e.name) }}
 {{- end }}
 {{- end }}
 {{- $_ := set . "messages" (concat .messages $m) }}
@@ -256,6 +256,13 @@ the slot labels are the chart's.
 {{- end }}
 {{- if eq (include "model-api.slotted" $root) "true" }}
 {{- $r := $v.rollout }}
+{{- range $slot := list "blue" "green" }}
+{{- $overrides := (index $r.slots $slot).model | default dict }}
+{{- if or $overrides.uri $overrides.sha256 }}
+{{- $model := (include "model-api.slotValues" (list $root $slot) | fromYaml).model }}
+{{- $m = concat $m (include "model-api.validateModel" (dict "model" $model "key" (printf "rollout.slots.%s.model" $slot) "root" $root) | fromYamlArray) }}
+{{- end }}
+{{- end }}
 {{- $active := $r.active }}
 {{- $candidate := include "model-api.candidateSlot" $root }}
 {{- $activeReplicas := int (include "model-api.slotReplicas" (list $root $active)) }}
@@ -304,4 +311,44 @@ the slot labels are the chart's.
 {{- end }}
 {{- end }}
 {{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
+
+{{/*
+Model delivery: a verified fetch for every remote URI, one source, credentials only where they are used.
+*/}}
+{{- define "model-api.validateValues.model" -}}
+{{- $_ := set . "messages" (concat .messages (include "model-api.validateModel" (dict "model" .root.Values.model "key" "model" "root" .root) | fromYamlArray)) }}
+{{- end }}
+
+{{/*
+The checks of one model block, as a YAML list of messages: (dict "model" <model values> "key" "<its values
+key>" "root" $). A rollout slot with its own model block runs the same checks under its own key.
+*/}}
+{{- define "model-api.validateModel" -}}
+{{- $model := .model }}
+{{- $key := .key }}
+{{- $m := list }}
+{{- $scheme := regexFind "^[a-z0-9]+://" $model.uri | trimSuffix "://" }}
+{{- if and (has $scheme (list "https" "http" "s3")) (not $model.sha256) }}
+{{- $m = append $m (printf "%s.uri %s is remote: set %s.sha256 to the artifact's SHA-256 so the fetch is verified (sha256sum <file>)" $key $model.uri $key) }}
+{{- end }}
+{{- if and (eq $scheme "http") (not $model.allowInsecureHttp) }}
+{{- $m = append $m (printf "%s.uri %s is plain HTTP: use https://, or set %s.allowInsecureHttp" $key $model.uri $key) }}
+{{- end }}
+{{- if and $model.sha256 (not $model.uri) }}
+{{- $m = append $m (printf "%s.sha256 needs %s.uri (the digest verifies the fetched artifact)" $key $key) }}
+{{- end }}
+{{- if and (or $model.s3.existingSecret $model.s3.endpoint) (ne $scheme "s3") }}
+{{- $m = append $m (printf "%s.s3.existingSecret and %s.s3.endpoint apply to an s3:// %s.uri only (it is %q)" $key $key $key $model.uri) }}
+{{- end }}
+{{- if and $model.uri $model.pvc.claimName }}
+{{- $m = append $m (printf "%s.uri and %s.pvc.claimName are exclusive: fetch the model or mount the claim" $key $key) }}
+{{- end }}
+{{- if and $model.pvc.path (not $model.pvc.claimName) }}
+{{- $m = append $m (printf "%s.pvc.path needs %s.pvc.claimName" $key $key) }}
+{{- end }}
+{{- if and (or $model.uri $model.pvc.claimName) .root.Values.config.modelPath }}
+{{- $m = append $m (printf "config.modelPath and %s.uri/%s.pvc.claimName are exclusive: the chart sets MODEL_API_MODEL_PATH to the fetched or mounted model" $key $key) }}
+{{- end }}
+{{- toYaml $m }}
 {{- end }}
