@@ -1,5 +1,6 @@
-"""The canary rehearsal end to end: real slots, real nginx, real Prometheus, locust — `python -m loadtest
-canary --manifest` on a canary release in the chart's rendered shapes (tests/loadtest/canary_release.py).
+"""The canary rehearsal end to end: `python -m loadtest canary --values` renders the chart with this test's
+own canary values (never the shipped files), starts real slots, a real nginx and a real Prometheus, and loads
+them with locust.
 
 Short runs (about 35 s of load in all) prove the split, the header rule and both verdicts; the long one
 (`slow`) proves the replica-count router over a longer run. Locust gevent-patches the process that imports
@@ -17,12 +18,40 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.loadtest.canary_release import canary_release, replicas_release, write_manifest
+from loadtest.chart import release
+from tests.loadtest.canary_release import canary_release, write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 240  # process start-up, load and analysis of one rehearsal on a loaded 2-core machine
 CONFIDENCE = "0.999"  # the share test may fail by chance 1 run in 1000, not 1 in 20
+CANARY_VALUES: dict[str, Any] = {
+    "rollout": {
+        "strategy": "canary",
+        "active": "blue",
+        "engine": "argo",
+        "canary": {"weight": 20, "header": "X-Canary", "router": "gatewayAPI"},
+        "slots": {"blue": {"model": {"version": "1.0.0"}}, "green": {"model": {"version": "1.1.0"}}},
+        "analysis": {"maxP99Seconds": 0.1},
+    },
+    "httpRoute": {"parentRefs": [{"name": "gateway"}]},
+    "serviceMonitor": {"enabled": True, "forceEnable": True},
+}
+INGRESS_NGINX = {
+    "rollout": {"canary": {"router": "ingressNginx"}},
+    "ingress": {
+        "enabled": True,
+        "className": "nginx",
+        "hosts": [{"host": "model-api.local", "paths": [{"path": "/", "pathType": "Prefix"}]}],
+    },
+}
+REPLICAS = {
+    "rollout": {
+        "canary": {"router": "replicas", "weight": 25, "header": ""},
+        "slots": {"blue": {"replicaCount": 3}, "green": {"replicaCount": 1}},
+    }
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -32,12 +61,13 @@ def _servers_installed() -> None:
         pytest.fail(f"{missing} not installed: apt-get install nginx-light prometheus (bash .ci/run does)")
 
 
-def rehearse(tmp_path: Path, objects: list[dict[str, Any]], *options: str) -> tuple[int, str, dict[str, Any]]:
-    """Run the rehearsal on `objects`; (exit status, stderr, summary.json)."""
-    manifest = write_manifest(tmp_path / "release.yaml", objects)
+def rehearse(tmp_path: Path, values: dict[str, Any], *options: str) -> tuple[int, str, dict[str, Any]]:
+    """Run the rehearsal of the chart rendered with `values`; (exit status, stderr, summary.json)."""
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
     out = tmp_path / "reports"
     env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"}
-    command = [sys.executable, "-m", "loadtest", "canary", "--manifest", str(manifest), "--out", str(out)]
+    command = [sys.executable, "-m", "loadtest", "canary", "--values", str(values_file), "--out", str(out)]
     finished = subprocess.run(
         [*command, "--confidence", CONFIDENCE, *options],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
@@ -54,7 +84,7 @@ def candidate_share(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_weight_20_is_observed_the_header_rule_holds_and_a_good_candidate_is_promoted(tmp_path: Path) -> None:
-    status, stderr, summary = rehearse(tmp_path, canary_release(weight=20), "--duration", "15")
+    status, stderr, summary = rehearse(tmp_path, CANARY_VALUES, "--duration", "15")
     assert summary["problems"] == [], "contract problems (version header, unknown upstreams)"
     share = candidate_share(summary)
     assert share["expected"] == 0.2
@@ -68,7 +98,7 @@ def test_weight_20_is_observed_the_header_rule_holds_and_a_good_candidate_is_pro
 
 def test_a_failing_candidate_is_aborted(tmp_path: Path) -> None:
     status, stderr, summary = rehearse(
-        tmp_path, canary_release(weight=20), "--duration", "10", "--candidate-error-rate", "0.3",
+        tmp_path, CANARY_VALUES, "--duration", "10", "--candidate-error-rate", "0.3",
         "--expect", "abort",
     )  # fmt: skip
     assert summary["metric_phases"] == {"error-ratio": "Failed", "p99-latency": "Successful"}
@@ -78,7 +108,7 @@ def test_a_failing_candidate_is_aborted(tmp_path: Path) -> None:
 
 def test_a_slow_candidate_behind_ingress_nginx_is_aborted(tmp_path: Path) -> None:
     status, stderr, summary = rehearse(
-        tmp_path, canary_release(weight=20, router="ingressNginx"), "--duration", "10",
+        tmp_path, release.merge_values(CANARY_VALUES, INGRESS_NGINX), "--duration", "10",
         "--candidate-latency-ms", "200", "--expect", "abort",
     )  # fmt: skip
     assert summary["router"]["kind"] == "ingressNginx"
@@ -90,7 +120,9 @@ def test_a_slow_candidate_behind_ingress_nginx_is_aborted(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_replica_router_splits_by_replicas_over_a_longer_run(tmp_path: Path) -> None:
-    status, stderr, summary = rehearse(tmp_path, replicas_release(3, 1), "--duration", "30")
+    status, stderr, summary = rehearse(
+        tmp_path, release.merge_values(CANARY_VALUES, REPLICAS), "--duration", "30"
+    )
     share = candidate_share(summary)
     assert share["expected"] == 0.25
     assert share["low"] <= 0.25 <= share["high"], f"candidate share interval vs 1 of 4 replicas: {share}"
@@ -99,7 +131,7 @@ def test_replica_router_splits_by_replicas_over_a_longer_run(tmp_path: Path) -> 
     assert status == 0, stderr[-3000:]
 
 
-def test_a_release_without_slots_is_refused_naming_the_value(tmp_path: Path) -> None:
+def test_a_manifest_without_two_slots_is_refused_naming_the_value(tmp_path: Path) -> None:
     objects = [o for o in canary_release() if o["metadata"]["name"] != "model-api-green"]
     manifest = write_manifest(tmp_path / "release.yaml", objects)
     finished = subprocess.run(

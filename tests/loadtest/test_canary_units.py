@@ -16,6 +16,7 @@ from model_api.errors import ApiError
 from model_api.settings import Settings, SettingsError
 
 from loadtest.canary import analysis, nginx, prometheus, share, topology
+from loadtest.chart import release
 from tests.loadtest.canary_release import SLOT_LABEL, VERSION_LABEL, canary_release, replicas_release
 
 # ---- topology and nginx ----
@@ -348,3 +349,22 @@ def test_a_weighted_slot_with_no_replicas_is_refused_naming_the_value() -> None:
         topology.TopologyError, match=r"runs 0 replicas \(rollout\.slots\.<slot>\.replicaCount\)"
     ):
         topology.read_topology(objects)
+
+
+def test_the_charts_own_canary_render_reads_as_configured() -> None:
+    values = {
+        "rollout": {
+            "strategy": "canary",
+            "engine": "argo",
+            "canary": {"weight": 20, "header": "X-Canary", "router": "gatewayAPI"},
+            "slots": {"blue": {"model": {"version": "1.0.0"}}, "green": {"model": {"version": "1.1.0"}}},
+        },
+        "httpRoute": {"parentRefs": [{"name": "gateway"}]},
+    }
+    objects = release.render(values)
+    topo = topology.read_topology(objects)
+    assert topo.expected_share() == {"blue": 0.8, "green": 0.2}
+    assert (topo.candidate.name, topo.candidate.version, topo.stable.version) == ("green", "1.1.0", "1.0.0")
+    assert topo.header_target() == topology.HeaderRule("X-Canary", "always", "model-api-green")
+    template = analysis.merge_templates(release.find(objects, "AnalysisTemplate"))
+    assert set(analysis.template_args(template)) == {"service", "namespace"}
