@@ -227,11 +227,13 @@ def rehearse(objects: Sequence[Mapping[str, Any]], options: Options, workdir: Pa
                 notes.append(
                     f"header rule {rule.name} ~ {rule.value!r} is a regex: pass --header-value to test it"
                 )
+        if options.header_fraction <= 0:
+            header = None
         header_users = max(1, round(options.users * options.header_fraction)) if header else 0
-        recorder = traffic.Recorder({f"{nginx.LOOPBACK}:{port}": name for name, port in ports.items()})
+        log = traffic.AnswerLog({f"{nginx.LOOPBACK}:{port}": name for name, port in ports.items()})
         api_key = next(iter(pods.values())).env.get("MODEL_API_API_KEY") or None
         users = traffic.users(
-            recorder, header=header, user_rps=options.user_rps, header_weight=header_users,
+            log, header=header, user_rps=options.user_rps, header_weight=header_users,
             weighted_weight=options.users - header_users, api_key=api_key,
         )  # fmt: skip
         shape = SoakShape(users=options.users, duration=options.duration_s, spawn_rate=options.users)
@@ -242,13 +244,13 @@ def rehearse(objects: Sequence[Mapping[str, Any]], options: Options, workdir: Pa
     metric_phases = {
         m.name: analysis.metric_phase(m, [x.phase for x in measurements[m.name]]) for m in metrics
     }
-    answers = recorder.answers
+    answers = log.answers
     problems = []
     if not answers:
         problems.append("no request was answered through nginx")
-    if recorder.missing_version_ok:
+    if log.missing_version_ok:
         problems.append(
-            f"{recorder.missing_version_ok} successful responses carry no {traffic.VERSION_HEADER} header: "
+            f"{log.missing_version_ok} successful responses carry no {traffic.VERSION_HEADER} header: "
             "the service must name its model version on every prediction response"
         )
     wrong = [a for a in answers if a.version and a.slot and a.version != versions[a.slot]]

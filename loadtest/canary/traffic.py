@@ -20,7 +20,7 @@ from loadtest.load.users import ClassifyUser, pacing
 VERSION_HEADER = "X-Model-Version"
 
 
-class Recorder:
+class AnswerLog:
     """Collects an Answer per request from locust's request event (attached once per Environment)."""
 
     def __init__(self, slot_of_address: Mapping[str, str]) -> None:
@@ -56,7 +56,7 @@ class Recorder:
 
 
 def users(
-    recorder: Recorder,
+    log: AnswerLog,
     *,
     header: tuple[str, str] | None,
     user_rps: float,
@@ -73,7 +73,7 @@ def users(
         route: ClassVar[str] = WEIGHTED
 
         def on_start(self) -> None:
-            recorder.attach(self.environment)
+            log.attach(self.environment)
 
         def context(self) -> dict[str, Any]:
             return {"canary_route": self.route}

@@ -94,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def options_from(args: argparse.Namespace) -> rehearsal.Options:
     for option, value, low, high in (
         ("--duration", args.duration, 1.0, 3600.0),
-        ("--users", args.users, 1, 200),
+        ("--users", args.users, 2, 200),  # one with the canary header, one without
         ("--user-rps", args.user_rps, 0.1, 1000.0),
         ("--header-fraction", args.header_fraction, 0.0, 0.9),
         ("--confidence", args.confidence, 0.5, 0.9999),
