@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
+from loadtest.canary.server import BackgroundServer
 from loadtest.canary.topology import Router
 
 NGINX = "/usr/sbin/nginx"
@@ -109,63 +106,30 @@ http {{
 """
 
 
-class NginxProcess:
+class NginxProcess(BackgroundServer):
     """nginx in the foreground with its own prefix, config, pid and temp paths under `workdir`."""
 
     def __init__(self, config: str, port: int, workdir: Path, binary: str = NGINX) -> None:
+        super().__init__(workdir / "stderr.log")
         self.port = port
         self.workdir = workdir
         self.config_path = workdir / "nginx.conf"
         self.config_path.write_text(config)
         self.binary = binary
-        self._process: subprocess.Popen[bytes] | None = None
 
     def _command(self, *extra: str) -> list[str]:
         return [self.binary, "-p", str(self.workdir), "-c", str(self.config_path), *extra]
 
     def error_log(self) -> str:
         path = self.workdir / "error.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        return path.read_text(errors="replace")[-4000:] if path.exists() else self.log_tail()
 
     def start(self, timeout: float = 15.0) -> None:
         checked = subprocess.run(self._command("-t"), capture_output=True, text=True, timeout=timeout)
         if checked.returncode != 0:
             raise NginxError(f"nginx -t refused {self.config_path}:\n{checked.stderr}")
-        with open(self.workdir / "stderr.log", "wb") as stderr:
-            self._process = subprocess.Popen(
-                self._command(), stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
-            )
-        began = time.monotonic()
-        while True:
-            if self._process.poll() is not None:
-                raise NginxError(f"nginx exited with {self._process.returncode}:\n{self.error_log()}")
-            try:
-                with urllib.request.urlopen(f"http://{LOOPBACK}:{self.port}/healthz", timeout=1.0):
-                    return
-            except urllib.error.HTTPError:
-                return  # nginx answered (a 5xx from a slot still counts: nginx is up)
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() - began > timeout:
-                raise NginxError(
-                    f"nginx did not listen on {self.port} within {timeout} s:\n{self.error_log()}"
-                )
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()  # SIGTERM: nginx's fast shutdown
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-
-    def __enter__(self) -> NginxProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        self.spawn(self._command())
+        try:
+            self.wait_answering(f"http://{LOOPBACK}:{self.port}/healthz", timeout, any_status=True)
+        except RuntimeError as error:
+            raise NginxError(f"nginx: {error}\n{self.error_log()}") from None

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
+from loadtest.canary.server import BackgroundServer
 from loadtest.canary.topology import Slot, Topology
 from loadtest.chart import release
 
@@ -191,24 +190,20 @@ def config_text(jobs: Sequence[Mapping[str, Any]], interval: str = "1s") -> str:
     )
 
 
-class PrometheusProcess:
+class PrometheusProcess(BackgroundServer):
     """Prometheus with its own config, TSDB directory and loopback port."""
 
     def __init__(self, config: str, port: int, workdir: Path, binary: str = PROMETHEUS) -> None:
+        super().__init__(workdir / "prometheus.log")
         self.port = port
         self.workdir = workdir
         self.config_path = workdir / "prometheus.yml"
         self.config_path.write_text(config)
         self.binary = binary
-        self._log = workdir / "prometheus.log"
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
-
-    def log_tail(self) -> str:
-        return self._log.read_text(errors="replace")[-4000:] if self._log.exists() else ""
 
     def start(self, timeout: float = 30.0) -> None:
         command = [
@@ -219,25 +214,11 @@ class PrometheusProcess:
             "--storage.tsdb.retention.time=1h",
             "--log.level=warn",
         ]
-        with open(self._log, "wb") as log:
-            self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.workdir
-            )
-        began = time.monotonic()
-        while True:
-            if self._process.poll() is not None:
-                raise PrometheusError(
-                    f"prometheus exited with {self._process.returncode}:\n{self.log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1.0) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() - began > timeout:
-                raise PrometheusError(f"prometheus not ready within {timeout} s:\n{self.log_tail()}")
-            time.sleep(0.1)
+        self.spawn(command, cwd=self.workdir)
+        try:
+            self.wait_answering(f"{self.url}/-/ready", timeout)
+        except RuntimeError as error:
+            raise PrometheusError(f"prometheus: {error}") from None
 
     def get(self, path: str, params: Mapping[str, Any]) -> Any:
         url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
@@ -268,21 +249,3 @@ class PrometheusProcess:
                 states = [(t.get("scrapeUrl"), t.get("health"), t.get("lastError")) for t in targets]
                 raise PrometheusError(f"{expected} targets not up within {timeout} s: {states}")
             time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-
-    def __enter__(self) -> PrometheusProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
