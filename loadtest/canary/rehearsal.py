@@ -66,6 +66,7 @@ class Result:
     load: runner.LoadRun
     nginx_config: str
     prometheus_config: str
+    scraped: list[tuple[dict[str, str], float]]  # prediction requests per target-label set, as scraped
 
     @property
     def header_honoured(self) -> float | None:
@@ -181,6 +182,27 @@ def _measure(
     return measured
 
 
+def _scraped_requests(
+    prom: prometheus.PrometheusProcess, objects: Sequence[Mapping[str, Any]]
+) -> list[tuple[dict[str, str], float]]:
+    """Prediction requests counted by each slot, as Prometheus labelled them through the ServiceMonitor's
+    podTargetLabels: proof that every series splits by slot and version."""
+    labels = sorted(
+        {
+            prometheus.sanitize(label)
+            for monitor in release.find(list(objects), "ServiceMonitor")
+            for label in monitor["spec"].get("podTargetLabels") or []
+        }
+    )
+    by = ", ".join(["service", *labels])
+    query = f'sum by ({by}) (model_api_requests_total{{route!~"/metrics|/healthz|/readyz"}})'
+    try:
+        data = prom.query(query, time.time())
+    except prometheus.PrometheusError:
+        return []
+    return [(sample["metric"], float(sample["value"][1])) for sample in data["result"]]
+
+
 def rehearse(objects: Sequence[Mapping[str, Any]], options: Options, workdir: Path) -> Result:
     """Run the rehearsal on the rendered `objects`; every process is stopped before it returns."""
     topo = topology.read_topology(objects, options.candidate)
@@ -241,6 +263,7 @@ def rehearse(objects: Sequence[Mapping[str, Any]], options: Options, workdir: Pa
         load = runner.run_load(f"http://{nginx.LOOPBACK}:{proxy_port}", shape, users)
         gevent.sleep(2 * analysis.seconds(SCRAPE_INTERVAL))  # the last scrapes land before the queries
         measurements = _measure(prom, metrics, started, options.duration_s, options.steps)
+        scraped = _scraped_requests(prom, objects)
     metric_phases = {
         m.name: analysis.metric_phase(m, [x.phase for x in measurements[m.name]]) for m in metrics
     }
@@ -287,4 +310,5 @@ def rehearse(objects: Sequence[Mapping[str, Any]], options: Options, workdir: Pa
         load=load,
         nginx_config=nginx_config,
         prometheus_config=prometheus_config,
+        scraped=scraped,
     )

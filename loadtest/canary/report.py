@@ -102,6 +102,12 @@ def markdown(result: Result, figure: str) -> str:
             "answered by "
             f"the candidate ({_percent(result.header_honoured)}; required: 100 %)."
         )
+    if result.scraped:
+        lines += ["", "## As Prometheus scraped them (ServiceMonitor target labels)", ""]
+        names = sorted({k for labels, _ in result.scraped for k in labels})
+        lines += ["| " + " | ".join(names) + " | requests |", "|" + "---|" * len(names) + "---:|"]
+        for labels, value in sorted(result.scraped, key=lambda item: sorted(item[0].items())):
+            lines.append("| " + " | ".join(labels.get(n, "") for n in names) + f" | {value:g} |")
     lines += ["", "## Analysis (the AnalysisTemplate's PromQL, evaluated by the rehearsal's Prometheus)", ""]
     lines += [f"- arg `{k}` = `{v}`" for k, v in result.args.items()]
     for name, rows in result.measurements.items():
@@ -254,6 +260,7 @@ def write(out_dir: Path, result: Result) -> CanaryFiles:
             for name, rows_ in result.measurements.items()
         },
         "args": result.args,
+        "scraped": [{"labels": labels, "requests": value} for labels, value in result.scraped],
         "problems": result.problems,
         "notes": result.notes,
     }

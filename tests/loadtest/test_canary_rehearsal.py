@@ -93,6 +93,10 @@ def test_weight_20_is_observed_the_header_rule_holds_and_a_good_candidate_is_pro
     header = summary["header"]
     assert header["answers"] > 0 and header["to_candidate"] == header["answers"], f"header rule: {header}"
     assert summary["verdict"] == "promote", f"analysis: {summary['measurements']}"
+    scraped = {
+        (s["labels"]["model_api_slot"], s["labels"]["model_api_model_version"]) for s in summary["scraped"]
+    }
+    assert scraped == {("blue", "1.0.0"), ("green", "1.1.0")}, "Prometheus' target labels per slot"
     assert status == 0, stderr[-3000:]
 
 
