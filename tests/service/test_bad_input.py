@@ -303,7 +303,7 @@ def test_kserve_v1_refuses_a_multi_input_model_naming_its_inputs(example_models,
 
     result = client.post(model.predict, json={"instances": [[1.0, 2.0, 3.0]]})
 
-    assert result.status == 400, result.body
+    assert result.status == 404, result.body
     assert "one input; model 'two_inputs' takes 2 (x, category)" in result.json()["error"]
 
 
