@@ -68,7 +68,7 @@ def _rules(spec: TensorSpec) -> _Rules:
 
 def check_datatype(spec: TensorSpec, datatype: Any, field: str) -> np.dtype:
     rules = _rules(spec)
-    if datatype not in rules.accepted:
+    if type(datatype) is not str or datatype not in rules.accepted:  # a list would not even hash
         shown = datatype if isinstance(datatype, str) else repr(datatype)
         raise BadRequest(
             f"{field}.datatype {shown!r:.40} is not accepted by input {spec.name!r} ({spec.datatype}); "
