@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -217,3 +219,33 @@ def test_package_usage_errors_exit_2_naming_the_problem(
 
     assert result.returncode == 2, result.stdout + result.stderr
     assert mentions in result.stderr, result.stderr
+
+
+def test_the_readme_package_commands_work_as_written(tmp_path: Path, diabetes: Diabetes) -> None:
+    """ "Deploy your own model" in the README: its package commands, run with its own arguments."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("```sh\n.venv/bin/model-api package ", 1)[1].split("\n", 2)
+    first = shlex.split((block[0] + block[1]).replace("\\", " "))
+    onnx_command = shlex.split(re.search(r"`model-api package (--onnx [^`]+)`", readme).group(1))
+    rows = tmp_path / "rows.csv"
+    rows.write_text("\n".join(",".join(map(str, row)) for row in diabetes.rows))
+    estimator = diabetes.directory.parent / "diabetes.joblib"
+    (tmp_path / "build").mkdir()
+    os.symlink(estimator, tmp_path / "diabetes.joblib")
+
+    packaged = subprocess.run(
+        [str(MODEL_API), "package", *first], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    shutil.copy(tmp_path / "build/diabetes/model.onnx", tmp_path / "model.onnx")
+    with_settings = subprocess.run(
+        [str(MODEL_API), "package", *onnx_command], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+
+    assert (packaged.returncode, with_settings.returncode) == (0, 0), packaged.stderr + with_settings.stderr
+    assert "parity variable: max abs difference" in packaged.stdout, packaged.stdout
+    settings = orjson.loads((tmp_path / "build/diabetes/model-settings.json").read_bytes())
+    assert (settings["version"], settings["description"], len(settings["features"])) == (
+        "3",
+        "disease progression",
+        10,
+    )
