@@ -14,7 +14,7 @@ import orjson
 import pytest
 from model_api.settings import describe
 
-from loadtest.localpod import free_port
+from loadtest.chart.localpod import free_port
 from tests.service.example_models import Diabetes
 from tests.service.server_process import MODEL_API, ServerProcess
 
