@@ -49,12 +49,10 @@ two_inputs_schema = schemathesis.openapi.from_dict(DOCUMENTS["two_inputs"])
 
 
 @pytest.mark.parametrize("name", list(ENVIRONMENTS))
-def test_live_document_is_the_one_under_test(name: str, tmp_path: Path) -> None:
-    with ServerProcess(ENVIRONMENTS[name], tmp_path / "server.log") as running:
-        running.wait_until("/readyz", 200)
+def test_live_document_is_the_one_under_test(name: str, request: pytest.FixtureRequest) -> None:
+    server: ServerProcess = request.getfixturevalue(f"{name}_server")
 
-        assert running.get("/openapi.json") == (200, DOCUMENTS[name])
-        running.terminate()
+    assert server.get("/openapi.json") == (200, DOCUMENTS[name])
 
 
 def _call(case: schemathesis.Case, server: ServerProcess) -> None:
