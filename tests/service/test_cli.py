@@ -47,6 +47,7 @@ def test_serve_help_lists_every_variable_with_its_default() -> None:
         ({"MODEL_API_MAX_ROWS": "0"}, "MODEL_API_MAX_ROWS='0' must be >= 1"),
         ({"MODEL_API_DRAIN_SECONDS": "nan"}, "MODEL_API_DRAIN_SECONDS='nan' must be a finite number"),
         ({"MODEL_API_MODEL_NAME": "a/b"}, "MODEL_API_MODEL_NAME='a/b' must be letters"),
+        ({"MODEL_API_MODEL_VERSION": "v 2"}, "MODEL_API_MODEL_VERSION='v 2' must be letters"),
     ],
 )
 def test_bad_settings_exit_2_with_one_line_naming_the_variable(env: dict[str, str], mentions: str) -> None:
