@@ -192,7 +192,7 @@ def _v1_predict(c: _Context) -> dict:
         "KServe V1 prediction (single-input models): a classifier's class index, else the first output, "
         "per instance",
         _json("Predictions", _object({"predictions": {"type": "array"}}), headers=_VERSION_HEADER),
-        (400, 413, 422, 503),
+        (400, 404, 413, 422, 503),
         secured=True,
         requestBody=_body(_object({"instances": instances})),
     )

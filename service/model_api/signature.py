@@ -7,6 +7,7 @@ shapes use -1 for a dynamic dimension. The routes, the OpenAPI document and the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class TensorSpec:
     datatype: str
     shape: tuple[int, ...]
 
-    @property
+    @cached_property
     def dtype(self) -> np.dtype:
         return V2_DTYPES[self.datatype]
 
@@ -84,18 +85,26 @@ class Signature:
     outputs: tuple[TensorSpec, ...]
 
     def input(self, name: str) -> TensorSpec | None:
-        return next((spec for spec in self.inputs if spec.name == name), None)
+        return self._inputs_by_name.get(name)
+
+    @cached_property
+    def _inputs_by_name(self) -> dict[str, TensorSpec]:
+        return {spec.name: spec for spec in self.inputs}
 
     def output(self, name: str) -> TensorSpec | None:
         return next((spec for spec in self.outputs if spec.name == name), None)
 
-    @property
+    @cached_property
     def input_names(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.inputs)
 
-    @property
+    @cached_property
     def output_names(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.outputs)
+
+    @cached_property
+    def output_datatypes(self) -> dict[str, str]:
+        return {spec.name: spec.datatype for spec in self.outputs}
 
 
 def tensor_spec(name: str, onnx_type: str, shape: list) -> TensorSpec | None:

@@ -9,6 +9,7 @@ well-formed one out of range (too many rows, a value not finite in the model's f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ _KINDS = {
     "O": (frozenset((str,)), "strings"),
 }
 _INTEGER_TYPES = tuple(name for name in NUMERIC if V2_DTYPES[name].kind in "iu")
+_FEW = 64  # up to this many JSON numbers, the float range check runs in Python
 _LENGTH_PREFIX = 4  # the binary extension's BYTES elements: little-endian uint32 length, then the bytes
 
 
@@ -42,24 +44,48 @@ def accepted_datatypes(spec: TensorSpec) -> tuple[str, ...]:
     return (spec.datatype,)
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """What one input accepts, worked out once per input rather than per request."""
+
+    spec: TensorSpec
+    accepted: frozenset[str]
+    accepted_text: str
+    float_bound: float  # the largest finite value of a float input's dtype (0 for other inputs)
+
+
+_RULES: dict[int, _Rules] = {}
+
+
+def _rules(spec: TensorSpec) -> _Rules:
+    rules = _RULES.get(id(spec))
+    if rules is None or rules.spec is not spec:
+        accepted = accepted_datatypes(spec)
+        bound = float(np.finfo(spec.dtype).max) if spec.dtype.kind == "f" else 0.0
+        rules = _RULES[id(spec)] = _Rules(spec, frozenset(accepted), ", ".join(accepted), bound)
+    return rules
+
+
 def check_datatype(spec: TensorSpec, datatype: Any, field: str) -> np.dtype:
-    if datatype not in accepted_datatypes(spec):
+    rules = _rules(spec)
+    if type(datatype) is not str or datatype not in rules.accepted:  # a list would not even hash
         shown = datatype if isinstance(datatype, str) else repr(datatype)
         raise BadRequest(
             f"{field}.datatype {shown!r:.40} is not accepted by input {spec.name!r} ({spec.datatype}); "
-            f"use one of {', '.join(accepted_datatypes(spec))}"
+            f"use one of {rules.accepted_text}"
         )
     return V2_DTYPES[datatype]
 
 
 def check_shape(spec: TensorSpec, shape: Any, *, field: str, max_rows: int) -> tuple[int, ...]:
     """A valid request shape for `spec`: same rank, fixed dimensions equal, every dimension >= 1."""
-    if (
-        not isinstance(shape, list)
-        or len(shape) != len(spec.shape)
-        or any(type(n) is not int or n < 1 for n in shape)
-        or any(want not in (-1, got) for want, got in zip(spec.shape, shape, strict=True))
-    ):
+    valid = type(shape) is list and len(shape) == len(spec.shape)
+    if valid:
+        for want, got in zip(spec.shape, shape, strict=True):
+            if type(got) is not int or got < 1 or (want != -1 and want != got):
+                valid = False
+                break
+    if not valid:
         raise BadRequest(
             f"{field}.shape must be {spec.shape_text()} for input {spec.name!r} "
             f"(every dimension >= 1), got {shape!r:.60}"
@@ -75,7 +101,7 @@ def json_tensor(
     """V2 JSON tensor data (flat row-major or nested to the tensor's rank) → the input's array."""
     dtype = check_datatype(spec, datatype, field)
     dims = check_shape(spec, shape, field=field, max_rows=max_rows)
-    return _from_json(spec, data, dims, dtype, f"{field}.data")
+    return _from_json(spec, data, dims, dtype, datatype, field, ".data")
 
 
 def binary_tensor(
@@ -113,55 +139,73 @@ def instances(spec: TensorSpec, rows: Any, *, field: str, max_rows: int) -> np.n
         first = first[0] if size else None
     if spec.shape and spec.shape[0] not in (-1, len(rows)):
         raise BadRequest(f"'{field}' must hold exactly {spec.shape[0]} rows for input {spec.name!r}")
-    return _from_json(spec, rows, tuple(dims), spec.dtype, field)
+    return _from_json(spec, rows, tuple(dims), spec.dtype, spec.datatype, field, "")
 
 
-def _from_json(spec: TensorSpec, data: Any, dims: tuple[int, ...], dtype: np.dtype, field: str) -> np.ndarray:
+def _from_json(
+    spec: TensorSpec, data: Any, dims: tuple[int, ...], dtype: np.dtype, datatype: str, field: str, part: str
+) -> np.ndarray:
+    """`field + part` names the data in messages (joined only when there is one to give)."""
     allowed, kind = _KINDS[dtype.kind]
     if not isinstance(data, list) or not data:
-        raise BadRequest(f"{field} must be a non-empty list of {kind}")
+        raise BadRequest(f"{field}{part} must be a non-empty list of {kind}")
     if type(data[0]) is list and len(dims) > 1:
-        values = _flatten(data, dims, field, kind)
+        values = _flatten(data, dims, field + part, kind)
     else:
         values = data
         count = _count(dims)
         if len(values) != count:
-            raise BadRequest(f"{field} has {len(values)} values, shape {list(dims)} needs {count}")
+            raise BadRequest(f"{field}{part} has {len(values)} values, shape {list(dims)} needs {count}")
     if not allowed.issuperset(map(type, values)):
         raise BadRequest(
-            f"{field} must hold only {kind} for input {spec.name!r}, found {_odd_one(values, allowed)}"
+            f"{field}{part} must hold only {kind} for input {spec.name!r}, found {_odd_one(values, allowed)}"
         )
     if dtype.kind in "bO":
         return np.array(values, dtype=dtype).reshape(dims)
+    if dtype.kind == "f" and len(values) <= _FEW and spec.dtype.kind == "f":
+        # A row or two: the range check in Python is a fraction of numpy's two ufunc calls. A NaN fails
+        # it too; JSON floats are doubles, so a value too large for the model's float is refused here
+        # rather than overflowing (with a RuntimeWarning) in the cast.
+        bound = _rules(spec).float_bound
+        for value in values:
+            if not -bound <= value <= bound:
+                raise _not_finite(spec, field + part, bound)
+        return np.array(values, dtype=spec.dtype).reshape(dims)
     try:
-        # JSON floats are doubles: kept as such until the range check, so that a value too large for the
-        # model's float type is refused by that check rather than overflowing (with a RuntimeWarning).
+        # As above: doubles until the range check (in _convert).
         array = np.array(values, dtype=np.float64 if dtype.kind == "f" else dtype)
     except OverflowError:
-        raise BadRequest(f"{field} has a value out of range for {_v2_name(dtype)}") from None
-    return _convert(spec, array.reshape(dims), _v2_name(dtype), field)
+        raise BadRequest(f"{field}{part} has a value out of range for {datatype}") from None
+    return _convert(spec, array.reshape(dims), datatype, field + part)
 
 
 def _convert(spec: TensorSpec, array: np.ndarray, datatype: str, field: str) -> np.ndarray:
     """Cast to the input's dtype, refusing what the cast would not keep (non-finite, out of range)."""
     target = spec.dtype
+    kind = array.dtype.kind
     if target.kind == "f":
-        if array.dtype.kind == "f":
-            bound = float(np.finfo(target).max)
+        if kind == "f":
+            bound = _rules(spec).float_bound
             if not np.abs(array).max() <= bound:  # a NaN max fails too
-                raise Unprocessable(
-                    f"{field} has a value that is not finite in {spec.datatype} for input {spec.name!r} "
-                    f"(NaN, Inf or beyond ±{bound:.7g})"
-                )
+                raise _not_finite(spec, field, bound)
         elif target.itemsize == 2 and np.abs(array.astype(np.float64)).max() > np.finfo(target).max:
             raise Unprocessable(f"{field} has a value beyond the FP16 range of input {spec.name!r}")
-    elif array.dtype != target:
+        return array.astype(target)
+    if array.dtype != target:
         info = np.iinfo(target)
         if array.min() < info.min or array.max() > info.max:
             raise Unprocessable(
                 f"{field} has a {datatype} value out of range for input {spec.name!r} ({spec.datatype})"
             )
-    return array if array.dtype == target else array.astype(target)
+        return array.astype(target)
+    return array
+
+
+def _not_finite(spec: TensorSpec, field: str, bound: float) -> Unprocessable:
+    return Unprocessable(
+        f"{field} has a value that is not finite in {spec.datatype} for input {spec.name!r} "
+        f"(NaN, Inf or beyond ±{bound:.7g})"
+    )
 
 
 def _flatten(data: list, dims: tuple[int, ...], field: str, kind: str) -> list:
@@ -220,10 +264,6 @@ def _row_text(spec: TensorSpec) -> str:
     if not rest:
         return f"one {_KINDS[spec.dtype.kind][1][:-1]}"
     return "a list shaped [" + ", ".join("*" if d == -1 else str(d) for d in rest) + "]"
-
-
-def _v2_name(dtype: np.dtype) -> str:
-    return next(name for name, candidate in V2_DTYPES.items() if candidate == dtype)
 
 
 def _odd_one(values: list, allowed: frozenset) -> str:

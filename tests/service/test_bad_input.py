@@ -228,6 +228,7 @@ TENSOR_CASES: dict[str, TensorCase] = {
     "BYTES for a float input": _first(_set(datatype="BYTES"), 400, "'BYTES' is not accepted by input"),
     "unknown datatype": _first(_set(datatype="FP8"), 400, "'FP8' is not accepted"),
     "datatype not a string": _first(_set(datatype=3), 400, "not accepted"),
+    "datatype a list": _first(_set(datatype=[]), 400, "not accepted"),
     "rank 1 shape": _first(lambda t: t.update(shape=[t["shape"][1]]), 400, "shape must be [N, "),
     "wrong width": _first(lambda t: t.update(shape=[2, t["shape"][1] + 1]), 400, "shape must be [N, "),
     "zero rows": _first(_set(shape=[0, 1], data=[]), 400, "every dimension >= 1"),
@@ -303,7 +304,7 @@ def test_kserve_v1_refuses_a_multi_input_model_naming_its_inputs(example_models,
 
     result = client.post(model.predict, json={"instances": [[1.0, 2.0, 3.0]]})
 
-    assert result.status == 400, result.body
+    assert result.status == 404, result.body
     assert "one input; model 'two_inputs' takes 2 (x, category)" in result.json()["error"]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -210,3 +212,24 @@ def test_a_zipmap_classifier_serves_its_tensor_outputs(tmp_path: Path) -> None:
     assert model.signature is not None and model.signature.output_names == ("output_label",)
     rows = data.data[:5].astype(np.float32)
     assert model.predict({"X": rows})["output_label"].tolist() == classifier.predict(rows).tolist()
+
+
+TRAINING_MODULES = ("model_api.train", "model_api.package", "sklearn", "skl2onnx", "onnx", "joblib")
+
+
+def test_serving_imports_no_training_code(model_path: Path) -> None:
+    """`model-api serve` starts with onnxruntime and numpy: training and packaging stay out of it."""
+    script = (
+        "import sys\n"
+        "from model_api.app import create_app\n"
+        "from model_api.server import serve\n"
+        "from model_api.settings import Settings\n"
+        f"app = create_app(Settings(model_path={str(model_path)!r}))\n"
+        "app.startup()\n"
+        "app.shutdown()\n"
+        f"print(sorted(m for m in {TRAINING_MODULES!r} if m in sys.modules))\n"
+    )
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+
+    assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr[-2000:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
-from model_api.errors import BadRequest, NotReady
+from model_api.errors import BadRequest, NotFound, NotReady
 from model_api.http import Request, Response, Route, json_response
 from model_api.model import Model
 from model_api.state import ServiceState
@@ -48,7 +48,8 @@ class KServeV1Routes:
         assert signature is not None
         if len(signature.inputs) != 1:
             names = ", ".join(spec.name for spec in signature.inputs)
-            raise BadRequest(
+            # 404 like the seed route for a model it does not fit: no body can make this route work.
+            raise NotFound(
                 f"KServe V1 'instances' fit models with one input; model {self.name!r} takes "
                 f"{len(signature.inputs)} ({names}): use /v2/models/{self.name}/infer"
             )

@@ -101,8 +101,9 @@ class V2Routes:
             raise BadRequest("'id' must be a string")
         binary_default = _flag(payload.get("parameters"), "binary_data_output", "parameters")
         arrays = self._input_arrays(payload.get("inputs"), binary, signature)
-        outputs = _requested_outputs(payload.get("outputs"), binary_default, signature)
-        result = await self.state.predict(arrays, [output.name for output in outputs])
+        asked = payload.get("outputs")
+        outputs = _requested_outputs(asked, binary_default, signature)
+        result = await self.state.predict(arrays, None if asked is None else [o.name for o in outputs])
         response = _infer_response(
             {"model_name": self.name, "model_version": info.version}, request_id, outputs, result, signature
         )
@@ -256,9 +257,8 @@ def _infer_response(
     entries, chunks = [], []
     for output in outputs:
         array = tensors[output.name]
-        spec = signature.output(output.name)
-        assert spec is not None
-        entry: dict[str, Any] = {"name": output.name, "datatype": spec.datatype, "shape": list(array.shape)}
+        datatype = signature.output_datatypes[output.name]
+        entry: dict[str, Any] = {"name": output.name, "datatype": datatype, "shape": list(array.shape)}
         if output.binary:
             raw = (
                 encode_bytes(array)
