@@ -157,7 +157,14 @@ def _start_slots(
         try:
             pod.wait_ready(timeout=READY_TIMEOUT_S)
         except Exception as error:
-            raise RehearsalError(f"slot {slot_name} did not become ready: {error}") from None
+            init = topo.slot(slot_name).workload["spec"]["template"]["spec"].get("initContainers") or []
+            hint = (
+                f" (its pod has init containers {[c['name'] for c in init]}, which the rehearsal does not run: "
+                "a model fetched from model.uri is missing locally)"
+                if init
+                else ""
+            )
+            raise RehearsalError(f"slot {slot_name} did not become ready{hint}: {error}") from None
     return pods, versions, notes
 
 
