@@ -159,8 +159,8 @@ def _start_slots(
         except Exception as error:
             init = topo.slot(slot_name).workload["spec"]["template"]["spec"].get("initContainers") or []
             hint = (
-                f" (its pod has init containers {[c['name'] for c in init]}, which the rehearsal does not run: "
-                "a model fetched from model.uri is missing locally)"
+                f" (its pod has init containers {[c['name'] for c in init]}, which the rehearsal "
+                "does not run: a model fetched from model.uri is missing locally)"
                 if init
                 else ""
             )
