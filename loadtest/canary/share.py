@@ -77,13 +77,15 @@ def shares(
     versions: Mapping[str, str],
     confidence: float,
 ) -> list[Share]:
-    """Per slot: the share of weighted (header-less) requests it answered, with its Wilson interval."""
-    weighted = [a for a in answers if a.route == WEIGHTED and a.slot is not None]
-    counts = Counter(a.slot for a in weighted)
+    """Per slot: the share of weighted (header-less) requests answered by its model version — as the
+    response's X-Model-Version names it, or (an error without the header) as the proxied slot serves —
+    with its Wilson interval."""
+    weighted = [a for a in answers if a.route == WEIGHTED and (a.version or a.slot)]
+    counts = Counter(a.version or versions[a.slot] for a in weighted if a.version or a.slot)
     total = len(weighted)
     return [
-        Share(slot, versions[slot], counts[slot], total, expected[slot],
-              *wilson_interval(counts[slot], total, confidence), confidence)
+        Share(slot, versions[slot], counts[versions[slot]], total, expected[slot],
+              *wilson_interval(counts[versions[slot]], total, confidence), confidence)
         for slot in expected
     ]  # fmt: skip
 

@@ -368,3 +368,15 @@ def test_the_charts_own_canary_render_reads_as_configured() -> None:
     assert topo.header_target() == topology.HeaderRule("X-Canary", "always", "model-api-green")
     template = analysis.merge_templates(release.find(objects, "AnalysisTemplate"))
     assert set(analysis.template_args(template)) == {"service", "namespace"}
+
+
+def test_shares_count_the_version_header_and_attribute_headerless_errors_by_slot() -> None:
+    answers = [
+        share.Answer(0.1, share.WEIGHTED, "blue", "1.0.0", True, 1.0),
+        share.Answer(0.2, share.WEIGHTED, "blue", "1.0.0", True, 1.0),
+        share.Answer(0.3, share.WEIGHTED, "green", None, False, 1.0),  # a 5xx without the header
+        share.Answer(0.4, share.WEIGHTED, "green", "1.1.0", True, 1.0),
+        share.Answer(0.5, share.HEADER, "green", "1.1.0", True, 1.0),  # header traffic: not in the split
+    ]
+    computed = share.shares(answers, {"blue": 0.5, "green": 0.5}, {"blue": "1.0.0", "green": "1.1.0"}, 0.95)
+    assert [(s.version, s.requests, s.total) for s in computed] == [("1.0.0", 2, 4), ("1.1.0", 2, 4)]
