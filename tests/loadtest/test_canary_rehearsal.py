@@ -24,6 +24,8 @@ from loadtest.chart import release
 from tests.loadtest.canary_release import canary_release, write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The chart's default analysis thresholds (1 % errors, p99 0.5 s): a good candidate passes them even on a busy
+# shared machine; the bad ones (30 % errors, 1 s per answer) fail them by far.
 TIMEOUT_S = 240  # process start-up, load and analysis of one rehearsal on a loaded 2-core machine
 CONFIDENCE = "0.999"  # the share test may fail by chance 1 run in 1000, not 1 in 20
 CANARY_VALUES: dict[str, Any] = {
@@ -33,7 +35,6 @@ CANARY_VALUES: dict[str, Any] = {
         "engine": "argo",
         "canary": {"weight": 20, "header": "X-Canary", "router": "gatewayAPI"},
         "slots": {"blue": {"model": {"version": "1.0.0"}}, "green": {"model": {"version": "1.1.0"}}},
-        "analysis": {"maxP99Seconds": 0.1},
     },
     "httpRoute": {"parentRefs": [{"name": "gateway"}]},
     "serviceMonitor": {"enabled": True, "forceEnable": True},
@@ -113,7 +114,7 @@ def test_a_failing_candidate_is_aborted(tmp_path: Path) -> None:
 def test_a_slow_candidate_behind_ingress_nginx_is_aborted(tmp_path: Path) -> None:
     status, stderr, summary = rehearse(
         tmp_path, release.merge_values(CANARY_VALUES, INGRESS_NGINX), "--duration", "10",
-        "--candidate-latency-ms", "200", "--expect", "abort",
+        "--candidate-latency-ms", "1000", "--expect", "abort",
     )  # fmt: skip
     assert summary["router"]["kind"] == "ingressNginx"
     assert summary["metric_phases"] == {"error-ratio": "Successful", "p99-latency": "Failed"}
