@@ -137,7 +137,7 @@ def state(shape: str, name: str) -> dict[str, Any]:
     return dict(SHAPES[shape][2])[name]
 
 
-# ---- reading a render -------------------------------------------------------------------------------
+# ---- reading a render ----------------------------------------------------------------------------
 
 
 def workloads(objects: Iterable[Manifest]) -> list[Manifest]:
@@ -183,7 +183,7 @@ def values_of(shape: str, name: str) -> dict[str, Any]:
     return helpers.values_for(SHAPES[shape][0], state_values(shape, state(shape, name)))
 
 
-# ---- per-render invariants --------------------------------------------------------------------------
+# ---- per-render invariants -----------------------------------------------------------------------
 
 
 def weight_problems(objects: list[Manifest]) -> list[str]:
@@ -349,7 +349,7 @@ def test_invariants_hold_on_every_shipped_values_set(objects: list[Manifest], va
     assert render_problems(objects, helpers.values_for(helpers.VALUE_SETS[value_set])) == []
 
 
-# ---- per-upgrade invariants -------------------------------------------------------------------------
+# ---- per-upgrade invariants ----------------------------------------------------------------------
 
 
 def by_label(objects: Iterable[Manifest], kinds: tuple[str, ...]) -> dict[str, Manifest]:
@@ -408,7 +408,7 @@ def test_the_sequence_goes_there_and_back() -> None:
     assert len(all_transitions()) == len(SHAPES) * 12
 
 
-# ---- the checks can fail ----------------------------------------------------------------------------
+# ---- the checks can fail -------------------------------------------------------------------------
 
 
 def test_the_upgrade_check_sees_a_selector_and_label_change_in_one_step() -> None:
@@ -436,7 +436,7 @@ def test_the_render_check_sees_overlapping_selectors_and_bad_weights() -> None:
     assert any("matched by workload selectors" in p for p in problems), problems
 
 
-# ---- the queries ------------------------------------------------------------------------------------
+# ---- the queries ---------------------------------------------------------------------------------
 
 QUERY_VALUES = [
     merge_values(GATEWAY, rollout(strategy="canary", engine="argo", canary={"weight": 10})),

@@ -309,6 +309,9 @@ the slot labels are the chart's.
 {{- if ne $v.workload.kind "Deployment" }}
 {{- $m = append $m "rollout.engine argo needs workload.kind Deployment (the Rollout's workloadRef)" }}
 {{- end }}
+{{- if $v.autoscaling.enabled }}
+{{- $m = append $m "autoscaling.enabled with rollout.engine argo: the autoscaler would scale the Deployment that Argo Rollouts scales down; disable autoscaling or use rollout.engine helm" }}
+{{- end }}
 {{- end }}
 {{- $_ := set . "messages" (concat .messages $m) }}
 {{- end }}
