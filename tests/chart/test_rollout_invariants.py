@@ -490,3 +490,22 @@ def test_print_the_transitions_tested(capsys: pytest.CaptureFixture[str]) -> Non
 
 if __name__ == "__main__":
     print(describe_transitions())
+
+
+def test_the_shipped_canary_example_keeps_the_invariants() -> None:
+    """values-canary.yaml, the rehearsal's example: gatewayAPI at weight 20, a header, two model versions."""
+    files = ("values-canary.yaml",)
+    objects = helpers.render(files=files)
+    assert render_problems(objects, helpers.values_for(files)) == []
+    rules = helpers.get(objects, "HTTPRoute")["spec"]["rules"]
+    weights = {ref["name"]: ref["weight"] for ref in rules[-1]["backendRefs"]}
+    header = rules[0]["matches"][0]["headers"][0]
+    versions = {
+        w["metadata"]["name"]: template_labels(w).get("model-api/model-version") for w in workloads(objects)
+    }
+    assert (weights, header["name"], versions) == (
+        {f"{helpers.FULLNAME}-blue": 80, f"{helpers.FULLNAME}-green": 20},
+        "X-Canary",
+        {f"{helpers.FULLNAME}-blue": "1.0.0", f"{helpers.FULLNAME}-green": "2.0.0"},
+    )
+    assert helpers.find(objects, "AnalysisTemplate") and helpers.find(objects, "ServiceMonitor")
