@@ -107,7 +107,9 @@ class CanaryCluster(ClusterRelease):
         return {
             p.metadata.uid
             for p in pods
-            if p.status.phase == "Running" and "model-api/slot" in p.metadata.labels
+            if p.status.phase == "Running"
+            and p.metadata.deletion_timestamp is None  # a scaled-down pod still terminating
+            and "model-api/slot" in (p.metadata.labels or {})
         }
 
 
