@@ -473,6 +473,11 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         merge_values(canary(engine="argo"), {"autoscaling": {"enabled": True}}),
         "autoscaling.enabled with rollout.engine argo",
     ),
+    (
+        "slot StatefulSet name too long",
+        {**blue_green(), "workload": {"kind": "StatefulSet"}, "fullnameOverride": "m" * 48},
+        "the slot StatefulSet name",
+    ),
     ("slot label in podLabels", {"podLabels": {"model-api/slot": "x"}}, "podLabels.model-api/slot"),
     (
         "slot model without digest",

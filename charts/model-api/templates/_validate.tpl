@@ -268,6 +268,10 @@ the slot labels are the chart's.
 {{- $activeReplicas := int (include "model-api.slotReplicas" (list $root $active)) }}
 {{- $candidateReplicas := int (include "model-api.slotReplicas" (list $root $candidate)) }}
 {{- $canary := eq $r.strategy "canary" }}
+{{- $green := include "model-api.slotFullname" (list $root "green") }}
+{{- if and (eq $v.workload.kind "StatefulSet") (gt (len $green) 52) }}
+{{- $m = append $m (printf "the slot StatefulSet name %s is %d characters; Kubernetes needs 52 at most: set fullnameOverride (46 characters at most with rollout slots) or a shorter release name" $green (len $green)) }}
+{{- end }}
 {{- if eq $activeReplicas 0 }}
 {{- $m = append $m (printf "rollout.slots.%s.replicaCount is 0, but rollout.active is %s: the active slot must run (set its replicaCount, or promote the other slot first)" $active $active) }}
 {{- end }}
