@@ -13,6 +13,7 @@ import pytest
 from loadtest.chart.release import merge_values
 from tests.chart import helpers
 from tests.chart.helpers import Manifest
+from tests.chart.test_install import dry_run_install
 
 GATEWAY = {
     "httpRoute": {"parentRefs": [{"name": "gateway", "namespace": "infra"}], "hostnames": ["api.example.com"]}
@@ -511,3 +512,19 @@ def test_bad_rollout_value_is_refused_by_the_schema(key: str, values: dict) -> N
     with pytest.raises(helm_python.HelmError) as refused:
         helpers.render(values)
     assert f"/{key}" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("case", "values", "expected"),
+    [
+        (
+            "canary",
+            canary(canary={"weight": 20, "header": "X-Canary"}),
+            "--set rollout.active=green --set rollout.canary.weight=0",
+        ),
+        ("blue/green", blue_green(active="green"), "port-forward service/model-api-preview"),
+    ],
+)
+def test_notes_name_the_promotion(case: str, values: dict, expected: str) -> None:
+    notes = dry_run_install(helpers.values_for((), values))["notes"]
+    assert expected in notes, f"NOTES.txt for {case}:\n{notes}"
