@@ -105,6 +105,11 @@ SHAPES: dict[str, tuple[tuple[str, ...], dict[str, Any], list[tuple[str, dict[st
         },
         SEQUENCE,
     ),
+    "gatewayAPI, a batch Job beside the slots": (
+        (),
+        {**GATEWAY, "batch": {"enabled": True, "input": "s3://data/iris.csv", "output": "s3://data/scored/"}},
+        SEQUENCE,
+    ),
     "ingressNginx, prod values": (("values-prod.yaml",), {**NGINX_INGRESS, **FORCED_MONITOR}, SEQUENCE),
     "replicas, Deployment": ((), {"rollout": {"canary": {"router": "replicas"}}}, REPLICAS_SEQUENCE),
 }
