@@ -62,14 +62,14 @@ MUTATIONS = [
     Mutation(
         "workload selector carries mutable labels",
         "chart/templates/deployment.yaml",
-        'matchLabels:\n      {{- include "model-api.selectorLabels" . | nindent 6 }}',
+        'matchLabels:\n      {{- include "model-api.slotSelectorLabels" (list $ $slot) | nindent 6 }}',
         'matchLabels:\n      {{- include "model-api.labels" . | nindent 6 }}',
     ),
     Mutation(
         "HPA aimed at the wrong workload name",
         "chart/templates/hpa.yaml",
-        'kind: {{ .Values.workload.kind }}\n    name: {{ include "model-api.fullname" . }}',
-        'kind: {{ .Values.workload.kind }}\n    name: {{ include "model-api.fullname" . }}-app',
+        "kind: {{ .Values.workload.kind }}\n    name: {{ $target.name }}",
+        "kind: {{ .Values.workload.kind }}\n    name: {{ $target.name }}-app",
     ),
     Mutation(
         "HPA kind fixed to Deployment",
@@ -86,8 +86,8 @@ MUTATIONS = [
     Mutation(
         "replicas kept while the HPA scales",
         "chart/templates/deployment.yaml",
-        "{{- if not .Values.autoscaling.enabled }}\n  replicas:",
-        "{{- if true }}\n  replicas:",
+        "(and $slot (eq (int .Values.replicaCount) 0))) }}\n  replicas:",
+        "true) }}\n  replicas:",
     ),
     Mutation(
         "rolling update may drop capacity",
@@ -149,7 +149,7 @@ MUTATIONS = [
     Mutation(
         "StatefulSet serviceName not the headless Service",
         "chart/templates/statefulset.yaml",
-        'serviceName: {{ include "model-api.headlessServiceName" . }}',
+        'serviceName: {{ include "model-api.slotHeadlessServiceName" (list $ $slot) }}',
         'serviceName: {{ include "model-api.fullname" . }}',
     ),
     Mutation(
@@ -191,7 +191,7 @@ MUTATIONS = [
     Mutation(
         "PDB selects nothing",
         "chart/templates/poddisruptionbudget.yaml",
-        'matchLabels:\n      {{- include "model-api.selectorLabels" . | nindent 6 }}',
+        'matchLabels:\n      {{- include "model-api.slotSelectorLabels" (list $ $slot) | nindent 6 }}',
         "matchLabels:\n      app: model-api",
     ),
     Mutation("prod on a mutable tag", PROD, 'tag: "0.1.0"', 'tag: "latest"'),
@@ -238,8 +238,8 @@ MUTATIONS = [
     Mutation(
         "claim template labels carry the chart version (upgrade refused)",
         "chart/templates/statefulset.yaml",
-        'name: cache\n        labels:\n          {{- include "model-api.selectorLabels" . | nindent 10 }}',
-        'name: cache\n        labels:\n          {{- include "model-api.labels" . | nindent 10 }}',
+        '{{- include "model-api.slotSelectorLabels" (list $ $slot) | nindent 10 }}',
+        '{{- include "model-api.labels" . | nindent 10 }}',
     ),
     Mutation(
         "imagePullSecrets with indent instead of nindent",
@@ -335,6 +335,36 @@ MUTATIONS = [
         "Dockerfile",
         'ENTRYPOINT ["model-api", "serve"]',
         'ENTRYPOINT ["python", "-m", "model_api", "serve"]',
+    ),
+    Mutation(
+        "slot selectors without the slot label (the slots overlap)",
+        "chart/templates/_rollout.tpl",
+        "{{- with index . 1 }}\nmodel-api/slot: {{ . }}",
+        "{{- with index . 1 }}\nmodel-api/slot-unused: {{ . }}",
+    ),
+    Mutation(
+        "canary route weights that do not sum to 100",
+        "chart/templates/httproute.yaml",
+        "weight: {{ $weights.active }}",
+        "weight: 100",
+    ),
+    Mutation(
+        "preview Service selects the active slot",
+        "chart/templates/service-preview.yaml",
+        "(list . $candidate)",
+        "(list . .Values.rollout.active)",
+    ),
+    Mutation(
+        "analysis query on a metric the service does not export",
+        "chart/templates/analysistemplate.yaml",
+        "rate(model_api_request_duration_seconds_bucket{",
+        "rate(model_api_request_latency_seconds_bucket{",
+    ),
+    Mutation(
+        "KEDA in-flight query on a metric the service does not export",
+        "chart/templates/_autoscaling.tpl",
+        "sum(model_api_requests_in_flight{",
+        "sum(model_api_in_flight{",
     ),
 ]
 
