@@ -373,7 +373,7 @@ def make_sandbox(root: Path) -> dict[str, str]:
     """Copy chart, root values files and Dockerfile into `root`; the env that points the suite at them."""
     shutil.copytree(release.CHART_DIR, root / "chart")
     (root / "values").mkdir()
-    for name in ("values-dev.yaml", "values-prod.yaml"):
+    for name in ("values-dev.yaml", "values-prod.yaml", "values-canary.yaml"):
         shutil.copy(release.ROOT / name, root / "values" / name)
     shutil.copy(release.ROOT / "Dockerfile", root / "Dockerfile")
     return {
