@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from loadtest import kube_schema, release
+from loadtest.chart import kube_schema, release
 
 Manifest = dict[str, Any]
 
@@ -104,6 +104,11 @@ def render(
 def render_set(set_id: str, values: Mapping[str, Any] | None = None) -> list[Manifest]:
     """The objects of one shipped values set (see VALUE_SETS), plus `values` on top."""
     return render(values, files=VALUE_SETS[set_id])
+
+
+def merge_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` deep-merged onto `base`, as Helm merges values files (see loadtest.chart.release)."""
+    return release.merge_values(base, override)
 
 
 def find(objects: Iterable[Manifest], kind: str, name: str | None = None) -> list[Manifest]:

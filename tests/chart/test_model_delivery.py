@@ -12,9 +12,8 @@ from typing import Any
 import helm_python
 import pytest
 
-from loadtest.release import merge_values
 from tests.chart import helpers
-from tests.chart.helpers import Manifest, get, render
+from tests.chart.helpers import Manifest, get, merge_values, render
 
 DIGEST = "0" * 63 + "1"
 OTHER_DIGEST = "f" * 64
