@@ -11,9 +11,8 @@ from typing import Any
 import helm_python
 import pytest
 
-from loadtest.chart.release import merge_values
 from tests.chart import helpers
-from tests.chart.helpers import Manifest, get, render
+from tests.chart.helpers import Manifest, get, merge_values, render
 from tests.chart.test_policy import POD_CHECKS
 
 JOB_TEMPLATE = "templates/batch-job.yaml"
