@@ -142,6 +142,8 @@ def releasable_version(tag: str, *, chart_dir: Path = CHART_DIR, changelog: Path
     """The version `tag` releases, after the checks that stop a release before anything is published: a
     SemVer tag, equal to Chart.yaml's version, with its CHANGELOG.md section written."""
     version = version_from_tag(tag)
+    if "+" in version:
+        raise ReleaseError(f"tag {tag} carries build metadata (+...): image tags cannot hold '+'")
     in_chart = chart_version(chart_dir)
     if in_chart != version:
         raise ReleaseError(

@@ -265,12 +265,13 @@ def test_release_archive_is_reproducible(
         ("v99.0.0", "is not Chart.yaml's version"),
         ("release-1", "is not a SemVer version"),
         ("v1.2", "is not a SemVer version"),
+        ("v{version}+build.1", "carries build metadata"),
     ],
 )
 def test_release_step_refuses_a_tag_it_cannot_publish(
     release_step: dict[str, Any], tmp_path: Path, tag: str, message: str
 ) -> None:
-    done, outputs = run_release_step(release_step, tmp_path, tag)
+    done, outputs = run_release_step(release_step, tmp_path, tag.format(version=chart_version()))
     assert (done.returncode != 0, message in done.stderr, outputs.get("archive")) == (True, True, None), (
         done.stderr
     )
