@@ -47,7 +47,7 @@ def tool(name: str) -> str:
 
 
 def test_the_workflows_exist() -> None:
-    assert [p.name for p in workflow_files()] == ["ci.yaml", "release.yaml"]
+    assert {"ci.yaml", "release.yaml"} <= {p.name for p in workflow_files()}
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=WORKFLOW_IDS)
