@@ -2,6 +2,7 @@
 with that version and the image digest the same run pushed, and the release notes.
 
     python .github/scripts/release_chart.py version --tag v1.2.3   # the checks, then the version
+    python .github/scripts/release_chart.py changes                # Chart.yaml's artifacthub.io/changes
     python .github/scripts/release_chart.py package --tag v1.2.3 --image ghcr.io/OWNER/model-api \
         --digest sha256:<64 hex> --out dist
     python .github/scripts/release_chart.py notes --tag v1.2.3 --image ... --digest ... \
@@ -22,6 +23,7 @@ commit's time) so the archive is reproducible, and packages it honouring .helmig
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -122,6 +124,15 @@ def artifacthub_changes(section: str) -> list[dict[str, str]]:
     if not changes:
         raise ReleaseError("CHANGELOG.md: the section lists no change")
     return changes
+
+
+def changes_block(changes: list[dict[str, str]]) -> str:
+    """Chart.yaml's `artifacthub.io/changes: |` annotation for `changes`, ready to paste (JSON strings are
+    YAML strings, so no YAML library is needed)."""
+    lines = ["  artifacthub.io/changes: |"]
+    for change in changes:
+        lines += [f"    - kind: {change['kind']}", f"      description: {json.dumps(change['description'])}"]
+    return "\n".join(lines) + "\n"
 
 
 def rendered_image(image: str, digest: str) -> str:
@@ -294,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     version_cmd.add_argument("--tag", required=True)
     version_cmd.add_argument("--chart", type=Path, default=CHART_DIR, help="the chart directory")
     version_cmd.add_argument("--changelog", type=Path, default=CHANGELOG)
+    changes_cmd = commands.add_parser(
+        "changes",
+        help="print artifacthub.io/changes for Chart.yaml from the chart version's CHANGELOG section",
+    )
+    changes_cmd.add_argument("--chart", type=Path, default=CHART_DIR, help="the chart directory")
+    changes_cmd.add_argument("--changelog", type=Path, default=CHANGELOG)
     package_cmd = commands.add_parser("package", help="stamp and package the chart; print the archive path")
     notes_cmd = commands.add_parser("notes", help="print the GitHub release notes")
     for sub in (package_cmd, notes_cmd):
@@ -310,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "version":
             print(releasable_version(args.tag, chart_dir=args.chart, changelog=args.changelog))
+        elif args.command == "changes":
+            version = chart_version(args.chart)
+            changes = artifacthub_changes(changelog_section(args.changelog.read_text(), version))
+            print(changes_block(changes), end="")
         elif args.command == "package":
             archive = package(
                 args.tag, args.image, args.digest, args.out, chart_dir=args.chart, changelog=args.changelog

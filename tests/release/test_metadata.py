@@ -94,7 +94,17 @@ def test_newest_changelog_section_is_the_chart_version() -> None:
 
 def test_changes_annotation_lists_the_changelog_section() -> None:
     section = rc.changelog_section(CHANGELOG.read_text(), chart_yaml()["version"])
-    assert annotation("artifacthub.io/changes") == rc.artifacthub_changes(section)
+    assert annotation("artifacthub.io/changes") == rc.artifacthub_changes(section), (
+        "Chart.yaml's artifacthub.io/changes differs from CHANGELOG.md's section: paste the output of "
+        "`python .github/scripts/release_chart.py changes` into Chart.yaml"
+    )
+
+
+def test_changes_command_prints_the_annotation_as_yaml() -> None:
+    section = rc.changelog_section(CHANGELOG.read_text(), chart_yaml()["version"])
+    changes = rc.artifacthub_changes(section)
+    parsed = yaml.safe_load(rc.changes_block(changes))
+    assert yaml.safe_load(parsed["artifacthub.io/changes"]) == changes
 
 
 def test_changelog_versions_are_semver_and_descending() -> None:
