@@ -15,9 +15,10 @@ helm-python-sdk (pinned in service/constraints.txt): Helm's own Go packaging cod
 suite renders with, so tests/release/ checks byte for byte what the workflow publishes.
 
 `package` never touches the source tree. It copies the chart, stamps the copy (Chart.yaml version and
-appVersion from the tag, the image repository and digest as the default values, the Artifact Hub image
-and changes annotations), gives every file the same modification time (SOURCE_DATE_EPOCH, else the
-commit's time) so the archive is reproducible, and packages it honouring .helmignore.
+appVersion from the tag, the image repository and digest as the default values and in the README's
+parameters table, the Artifact Hub image and changes annotations), gives every file the same
+modification time (SOURCE_DATE_EPOCH, else the commit's time) so the archive is reproducible, and
+packages it honouring .helmignore.
 """
 
 from __future__ import annotations
@@ -186,6 +187,22 @@ def stamp_values(text: str, image: str, digest: str) -> str:
     return "".join(lines)
 
 
+def stamp_readme(text: str, image: str, digest: str) -> str:
+    """The README's generated parameters table with the defaults `stamp_values` changed (rows of
+    `image.repository` and `image.digest`; JSON in a code span, as tests/chart/values_doc.py writes them)."""
+    defaults = {"image.repository": image, "image.digest": digest}
+    lines = text.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        for key, value in defaults.items():
+            if line.startswith(f"| `{key}` |"):
+                head = line.rstrip("\n").rstrip().removesuffix("|").rstrip().rsplit("|", 1)[0]
+                lines[index] = f"{head}| `{json.dumps(value)}` |\n"
+    missing = [key for key in defaults if not any(line.startswith(f"| `{key}` |") for line in lines)]
+    if missing:
+        raise ReleaseError(f"README.md: no parameters row for {', '.join(missing)}")
+    return "".join(lines)
+
+
 def stamp_chart_metadata(
     chart: dict[str, Any], version: str, image: str, digest: str, changes: list[dict[str, str]]
 ) -> dict[str, Any]:
@@ -253,6 +270,8 @@ def package(
         (stamped / "Chart.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False, width=1000))
         values_path = stamped / "values.yaml"
         values_path.write_text(stamp_values(values_path.read_text(), image, digest))
+        readme_path = stamped / "README.md"
+        readme_path.write_text(stamp_readme(readme_path.read_text(), image, digest))
         normalize_tree(stamped, epoch)
         out.mkdir(parents=True, exist_ok=True)
         return Path(helm_python.package(str(stamped), destination=str(out.resolve())))

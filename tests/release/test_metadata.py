@@ -245,3 +245,8 @@ def test_release_notes_carry_the_section_the_digests_and_how_to_verify() -> None
         f"helm install model-api oci://ghcr.io/acme/charts/model-api --version {version}",
     ]
     assert [w for w in wanted if w not in notes] == []
+
+
+def test_stamp_readme_refuses_a_readme_without_the_image_rows() -> None:
+    with pytest.raises(rc.ReleaseError, match=r"no parameters row for image\.repository, image\.digest"):
+        rc.stamp_readme("# model-api\n", "r", "sha256:" + "0" * 64)

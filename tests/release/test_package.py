@@ -23,7 +23,7 @@ import helm_python
 import pytest
 import yaml
 
-from tests.chart import helpers
+from tests.chart import helpers, values_doc
 from tests.release.support import RELEASE_WORKFLOW, ROOT, load_workflow, release_chart, run_step
 
 CHART = helpers.CHART_DIR
@@ -211,6 +211,24 @@ def test_release_values_differ_from_the_source_only_in_the_image(release_dir: Pa
     stamped = (release_dir / "values.yaml").read_text().splitlines()
     changed = [(a, b) for a, b in zip(source, stamped, strict=True) if a != b]
     assert [b.strip() for _, b in changed] == [f"repository: {IMAGE}", f'digest: "{DIGEST}"']
+
+
+def test_release_readme_table_is_generated_from_the_release_values(release_dir: Path) -> None:
+    """The packaged README's parameters table is what tests/chart/values_doc.py generates from the
+    packaged values.yaml (so it shows the pinned digest), and only those rows differ from the source."""
+    readme = (release_dir / "README.md").read_text()
+    generated = values_doc.replace_block(
+        readme, values_doc.render_table((release_dir / "values.yaml").read_text())
+    )
+    changed = [
+        b
+        for a, b in zip((CHART / "README.md").read_text().splitlines(), readme.splitlines(), strict=True)
+        if a != b
+    ]
+    assert (readme == generated, [row.split("|")[1].strip() for row in changed]) == (
+        True,
+        ["`image.repository`", "`image.digest`"],
+    )
 
 
 def test_release_chart_renders_the_published_image_by_digest(release_dir: Path) -> None:
