@@ -5,6 +5,7 @@ stamping script's rules for tags, changelog sections and values.yaml, with their
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +251,13 @@ def test_release_notes_carry_the_section_the_digests_and_how_to_verify() -> None
 def test_stamp_readme_refuses_a_readme_without_the_image_rows() -> None:
     with pytest.raises(rc.ReleaseError, match=r"no parameters row for image\.repository, image\.digest"):
         rc.stamp_readme("# model-api\n", "r", "sha256:" + "0" * 64)
+
+
+def test_archive_times_default_to_the_commit_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    commit_time = subprocess.run(
+        ["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert rc.source_date_epoch(ROOT) == int(commit_time)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert rc.source_date_epoch(ROOT) == 1700000000
