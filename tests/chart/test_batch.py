@@ -265,3 +265,11 @@ def test_batch_on_s3_gets_the_s3_settings_and_serving_pods_do_not() -> None:
     assert (batch_env & expected, serving_env & expected) == (expected, set()), (
         "Job: spec.template.spec.containers[0].env has the S3 settings; the serving container has none"
     )
+
+
+def test_rotating_the_api_key_does_not_rerun_the_batch() -> None:
+    """The batch pods do not use the API key: a new key is no new Job."""
+    names = [
+        job(merge_values(BATCH, {"apiKey": {"value": key}}))["metadata"]["name"] for key in ("one", "two")
+    ]
+    assert names[0] == names[1], "Job: metadata.name changes with apiKey.value"
