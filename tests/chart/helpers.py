@@ -33,6 +33,7 @@ RELEASE = release.DEFAULT_RELEASE
 NAMESPACE = release.DEFAULT_NAMESPACE
 FULLNAME = "model-api"  # the fullname helper returns the release name when it contains the chart name
 POD_KINDS = ("Deployment", "StatefulSet")
+JOB_KINDS = ("Job", "CronJob")
 
 
 def value_sets() -> dict[str, tuple[Path, ...]]:
@@ -109,6 +110,11 @@ def render_set(set_id: str, values: Mapping[str, Any] | None = None) -> list[Man
     return render(values, files=VALUE_SETS[set_id])
 
 
+def merge_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` deep-merged onto `base`, as Helm merges values files (see loadtest.chart.release)."""
+    return release.merge_values(base, override)
+
+
 def find(objects: Iterable[Manifest], kind: str, name: str | None = None) -> list[Manifest]:
     return release.find(objects, kind, name)
 
@@ -135,20 +141,35 @@ def is_hook(obj: Mapping[str, Any]) -> bool:
     return release.is_hook(dict(obj))
 
 
+def pod_template_path(obj: Mapping[str, Any]) -> str:
+    """Where an object's pod template sits: "spec.template" (workloads, Job), "spec.jobTemplate.spec.template"
+    (CronJob), "" for a bare Pod (the test hook)."""
+    if obj["kind"] in (*POD_KINDS, "Job"):
+        return "spec.template"
+    return "spec.jobTemplate.spec.template" if obj["kind"] == "CronJob" else ""
+
+
+def pod_template(obj: Mapping[str, Any]) -> Manifest:
+    """{metadata, spec} of the pods an object runs (a bare Pod is its own template)."""
+    node: Any = obj
+    for part in filter(None, pod_template_path(obj).split(".")):
+        node = node[part]
+    return node
+
+
 def pod_spec(obj: Mapping[str, Any]) -> Manifest:
-    """The pod spec of a workload (its template) or of a bare Pod (the test hook)."""
-    return obj["spec"]["template"]["spec"] if obj["kind"] in POD_KINDS else obj["spec"]
+    """The pod spec of a workload, Job or CronJob (its template) or of a bare Pod (the test hook)."""
+    return pod_template(obj)["spec"]
 
 
 def pod_template_labels(obj: Mapping[str, Any]) -> dict[str, str]:
-    """The labels of the pods a workload creates, or of a bare Pod."""
-    metadata = obj["spec"]["template"]["metadata"] if obj["kind"] in POD_KINDS else obj["metadata"]
-    return dict(metadata.get("labels") or {})
+    """The labels of the pods an object creates, or of a bare Pod."""
+    return dict(pod_template(obj)["metadata"].get("labels") or {})
 
 
 def pod_owners(objects: Iterable[Manifest]) -> list[Manifest]:
-    """Every object that runs pods: the workload and any hook Pod."""
-    return [obj for obj in objects if obj.get("kind") in (*POD_KINDS, "Pod")]
+    """Every object that runs pods: the workload, the batch Job or CronJob and any hook Pod."""
+    return [obj for obj in objects if obj.get("kind") in (*POD_KINDS, *JOB_KINDS, "Pod")]
 
 
 def containers(spec: Mapping[str, Any]) -> list[Manifest]:

@@ -37,7 +37,8 @@ PROD_SET = "prod"
 
 
 def spec_path(owner: helpers.Manifest) -> str:
-    return "spec.template.spec" if owner["kind"] in helpers.POD_KINDS else "spec"
+    template = helpers.pod_template_path(owner)
+    return f"{template}.spec" if template else "spec"
 
 
 def each_container(owner: helpers.Manifest) -> list[tuple[str, helpers.Manifest]]:

@@ -105,6 +105,11 @@ SHAPES: dict[str, tuple[tuple[str, ...], dict[str, Any], list[tuple[str, dict[st
         },
         SEQUENCE,
     ),
+    "gatewayAPI, a batch Job beside the slots": (
+        (),
+        {**GATEWAY, "batch": {"enabled": True, "input": "s3://data/iris.csv", "output": "s3://data/scored/"}},
+        SEQUENCE,
+    ),
     "ingressNginx, prod values": (("values-prod.yaml",), {**NGINX_INGRESS, **FORCED_MONITOR}, SEQUENCE),
     "replicas, Deployment": ((), {"rollout": {"canary": {"router": "replicas"}}}, REPLICAS_SEQUENCE),
 }
@@ -137,7 +142,7 @@ def state(shape: str, name: str) -> dict[str, Any]:
     return dict(SHAPES[shape][2])[name]
 
 
-# ---- reading a render -------------------------------------------------------------------------------
+# ---- reading a render ----------------------------------------------------------------------------
 
 
 def workloads(objects: Iterable[Manifest]) -> list[Manifest]:
@@ -183,7 +188,7 @@ def values_of(shape: str, name: str) -> dict[str, Any]:
     return helpers.values_for(SHAPES[shape][0], state_values(shape, state(shape, name)))
 
 
-# ---- per-render invariants --------------------------------------------------------------------------
+# ---- per-render invariants -----------------------------------------------------------------------
 
 
 def weight_problems(objects: list[Manifest]) -> list[str]:
@@ -349,7 +354,7 @@ def test_invariants_hold_on_every_shipped_values_set(objects: list[Manifest], va
     assert render_problems(objects, helpers.values_for(helpers.VALUE_SETS[value_set])) == []
 
 
-# ---- per-upgrade invariants -------------------------------------------------------------------------
+# ---- per-upgrade invariants ----------------------------------------------------------------------
 
 
 def by_label(objects: Iterable[Manifest], kinds: tuple[str, ...]) -> dict[str, Manifest]:
@@ -408,7 +413,7 @@ def test_the_sequence_goes_there_and_back() -> None:
     assert len(all_transitions()) == len(SHAPES) * 12
 
 
-# ---- the checks can fail ----------------------------------------------------------------------------
+# ---- the checks can fail -------------------------------------------------------------------------
 
 
 def test_the_upgrade_check_sees_a_selector_and_label_change_in_one_step() -> None:
@@ -436,7 +441,7 @@ def test_the_render_check_sees_overlapping_selectors_and_bad_weights() -> None:
     assert any("matched by workload selectors" in p for p in problems), problems
 
 
-# ---- the queries ------------------------------------------------------------------------------------
+# ---- the queries ---------------------------------------------------------------------------------
 
 QUERY_VALUES = [
     merge_values(GATEWAY, rollout(strategy="canary", engine="argo", canary={"weight": 10})),
@@ -490,3 +495,22 @@ def test_print_the_transitions_tested(capsys: pytest.CaptureFixture[str]) -> Non
 
 if __name__ == "__main__":
     print(describe_transitions())
+
+
+def test_the_shipped_canary_example_keeps_the_invariants() -> None:
+    """values-canary.yaml, the rehearsal's example: gatewayAPI at weight 20, a header, two model versions."""
+    files = ("values-canary.yaml",)
+    objects = helpers.render(files=files)
+    assert render_problems(objects, helpers.values_for(files)) == []
+    rules = helpers.get(objects, "HTTPRoute")["spec"]["rules"]
+    weights = {ref["name"]: ref["weight"] for ref in rules[-1]["backendRefs"]}
+    header = rules[0]["matches"][0]["headers"][0]
+    versions = {
+        w["metadata"]["name"]: template_labels(w).get("model-api/model-version") for w in workloads(objects)
+    }
+    assert (weights, header["name"], versions) == (
+        {f"{helpers.FULLNAME}-blue": 80, f"{helpers.FULLNAME}-green": 20},
+        "X-Canary",
+        {f"{helpers.FULLNAME}-blue": "1.0.0", f"{helpers.FULLNAME}-green": "2.0.0"},
+    )
+    assert helpers.find(objects, "AnalysisTemplate") and helpers.find(objects, "ServiceMonitor")

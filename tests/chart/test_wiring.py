@@ -17,7 +17,7 @@ from model_api.settings import Settings, SettingsError, env_name
 
 from loadtest.chart import localpod
 from tests.chart import helpers
-from tests.chart.helpers import Manifest, label, selects
+from tests.chart.helpers import Manifest, label, merge_values, selects
 
 SELECTOR_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
 SERVICE_SETTINGS = {env_name(name) for name in Settings.__dataclass_fields__}
@@ -590,3 +590,82 @@ def test_helm_test_hook_runs_to_completion_and_can_run_again(objects: list[Manif
     }
     expected = {"spec.restartPolicy": "Never", "before-hook-creation in helm.sh/hook-delete-policy": True}
     assert actual == expected, f"{label(hook)}: metadata.annotations / spec.restartPolicy"
+
+
+# --- batch pods stay out of everything that serves -------------------------------------------------------
+
+EVERYTHING_ON = {
+    "batch": {"enabled": True, "input": "s3://data/iris.csv", "output": "s3://data/scored/"},
+    "autoscaling": {"enabled": True},
+    "pdb": {"enabled": True},
+    "networkPolicy": {"enabled": True},  # its ingress admits the chart's clients by a pod label
+    "serviceMonitor": {"enabled": True, "forceEnable": True},
+    "workload": {"kind": "StatefulSet"},
+}
+
+
+def pod_selectors(objects: list[Manifest]) -> dict[str, Any]:
+    """Every selector of the release that picks pods (or the Services a ServiceMonitor scrapes), by place."""
+    selectors: dict[str, Any] = {}
+    for obj in objects:
+        where, spec = label(obj), obj.get("spec") or {}
+        if (
+            obj["kind"] == "Service"
+            or obj["kind"] in (*helpers.POD_KINDS, "PodDisruptionBudget")
+            or obj["kind"] == "ServiceMonitor"
+        ):
+            selectors[f"{where}: spec.selector"] = spec.get("selector")
+        elif obj["kind"] == "HorizontalPodAutoscaler":  # counts the pods its target's selector picks
+            target = helpers.get(objects, spec["scaleTargetRef"]["kind"], spec["scaleTargetRef"]["name"])
+            selectors[f"{where}: spec.scaleTargetRef selector"] = target["spec"]["selector"]
+        elif obj["kind"] == "NetworkPolicy":
+            if spec.get(
+                "ingress"
+            ):  # a policy opening ports to the pods it selects (the batch one opens none)
+                selectors[f"{where}: spec.podSelector"] = spec.get("podSelector")
+            for i, rule in enumerate(spec.get("ingress") or []):
+                for j, peer in enumerate(rule.get("from") or []):
+                    if "podSelector" in peer and "namespaceSelector" not in peer:
+                        selectors[f"{where}: spec.ingress[{i}].from[{j}].podSelector"] = peer["podSelector"]
+    return selectors
+
+
+@pytest.mark.parametrize("schedule", ["", "0 2 * * *"], ids=["Job", "CronJob"])
+def test_batch_pods_are_selected_by_nothing_that_serves(schedule: str) -> None:
+    """issue 12: a Service, PDB, NetworkPolicy ingress rule, HPA or ServiceMonitor that picked up the batch
+    pods would send them traffic, count them as replicas or let them through; the workload's own selector
+    would adopt them."""
+    values = merge_values(EVERYTHING_ON, {"batch": {"schedule": schedule}})
+    objects = helpers.render(values)
+    batch = next(o for o in objects if o["kind"] in helpers.JOB_KINDS)
+    labels = helpers.pod_template_labels(batch)
+    selected_by = [where for where, selector in pod_selectors(objects).items() if selects(selector, labels)]
+    kinds = {where.split("/")[0] for where in pod_selectors(objects)}
+    expected_kinds = {
+        "Service",
+        "StatefulSet",
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "HorizontalPodAutoscaler",
+    }
+    assert (selected_by, expected_kinds | {"NetworkPolicy"} <= kinds) == ([], True), (
+        f"{label(batch)}: pod labels {labels} selected"
+    )
+
+
+def test_batch_pods_are_covered_by_a_network_policy() -> None:
+    objects = helpers.render(EVERYTHING_ON)
+    policies = helpers.find(objects, "NetworkPolicy")
+    uncovered = [
+        label(o)
+        for o in helpers.pod_owners(objects)
+        if not any(selects(p["spec"]["podSelector"], helpers.pod_template_labels(o)) for p in policies)
+    ]
+    assert uncovered == [], "pods no NetworkPolicy selects with networkPolicy.enabled"
+
+
+def test_the_selector_check_sees_a_selected_pod() -> None:
+    """The check itself can fail: the serving pods' labels are selected by the Service."""
+    objects = helpers.render(EVERYTHING_ON)
+    selected_by = [w for w, s in pod_selectors(objects).items() if selects(s, pod_labels(objects))]
+    assert f"Service/{helpers.FULLNAME}: spec.selector" in selected_by

@@ -12,6 +12,8 @@ one pod spec, never two copies. Takes a dict, so a caller can run another model 
   command    optional: the main container's command (default: model-api serve)
   restartPolicy  optional: the pod's restartPolicy (Never for Jobs)
   labels     optional: extra pod labels (a rollout slot's)
+  resources  optional: the main container's resources (default: .Values.resources)
+  s3         optional: a model.s3 block whose endpoint and credentials the main container needs (batch on S3)
 */}}
 {{- define "model-api.podTemplate" -}}
 {{- $root := .root }}
@@ -23,7 +25,7 @@ metadata:
   annotations:
     {{- /* the data only: a new chart version or commonLabels must not roll the pods */}}
     checksum/config: {{ (include (print $root.Template.BasePath "/configmap.yaml") $root | fromYaml).data | toJson | sha256sum }}
-    {{- if and $values.apiKey.value (not $values.apiKey.existingSecret) }}
+    {{- if and $server $values.apiKey.value (not $values.apiKey.existingSecret) }}
     checksum/secret: {{ (include (print $root.Template.BasePath "/secret.yaml") $root | fromYaml).data | toJson | sha256sum }}
     {{- end }}
     {{- with $values.podAnnotations }}
@@ -89,7 +91,7 @@ spec:
           sleep:
             seconds: {{ $values.preStopSleepSeconds }}
       {{- end }}
-      {{- with $values.resources }}
+      {{- with .resources | default $values.resources }}
       resources:
         {{- toYaml . | nindent 8 }}
       {{- end }}
@@ -97,8 +99,10 @@ spec:
         - name: tmp
           mountPath: /tmp
         {{- include "model-api.modelVolumeMounts" . | nindent 8 }}
+        {{- if $server }}
         {{- with include "model-api.apiKeyVolumeMount" $root }}
         {{- . | nindent 8 }}
+        {{- end }}
         {{- end }}
         {{- with $values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
@@ -108,8 +112,10 @@ spec:
     {{- with include "model-api.modelVolumes" . }}
     {{- . | nindent 4 }}
     {{- end }}
+    {{- if $server }}
     {{- with include "model-api.apiKeyVolume" $root }}
     {{- . | nindent 4 }}
+    {{- end }}
     {{- end }}
     {{- with $values.extraVolumes }}
     {{- toYaml . | nindent 4 }}
@@ -139,17 +145,23 @@ spec:
 The pod labels of a component (the podTemplate dict). "server": the selector labels, so the Services, PDB,
 NetworkPolicy, HPA and ServiceMonitor find the pods. Any other component: its own name label
 ("<name>-<component>") and app.kubernetes.io/component, so none of those selects it (a workload selector is
-immutable, so the serving pods' selector cannot gain a component label after install). Then the common labels,
-the model version (never in a selector: it changes with every model) and podLabels.
+immutable, so the serving pods' selector cannot gain a component label after install). Then the common labels
+(without chart and app version for other components), the model version (never in a selector: it changes
+with every model) and podLabels.
 */}}
 {{- define "model-api.podLabels" -}}
 {{- $root := .root }}
 {{- if eq .component "server" }}
 {{- include "model-api.selectorLabels" $root }}
-{{- else }}
-{{- include "model-api.componentSelectorLabels" . }}
-{{- end }}
 {{ include "model-api.commonLabels" $root }}
+{{- else }}
+{{- /* no chart or app version: a Job's template is immutable, so a chart upgrade alone must not change it */}}
+{{- include "model-api.componentSelectorLabels" . }}
+app.kubernetes.io/managed-by: {{ $root.Release.Service }}
+{{- with $root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
 {{- with .model.version }}
 model-api/model-version: {{ . | quote }}
 {{- end }}
@@ -201,12 +213,14 @@ MODEL_API_MODEL_PATH for a model block (podTemplate dict): <dest>/<last path seg
 {{- end }}
 
 {{/*
-The main container's env entries set by the chart (podTemplate dict): the API key file, the model path and
-version.
+The main container's env entries set by the chart (podTemplate dict): the API key file (serving pods), the
+model path and version, the S3 settings when the caller passes "s3".
 */}}
 {{- define "model-api.serviceEnv" -}}
+{{- if eq .component "server" }}
 {{- with include "model-api.apiKeyEnv" .root }}
 {{ . }}
+{{- end }}
 {{- end }}
 {{- with include "model-api.modelPath" . }}
 - name: MODEL_API_MODEL_PATH
@@ -215,6 +229,9 @@ version.
 {{- with .model.version }}
 - name: MODEL_API_MODEL_VERSION
   value: {{ . | quote }}
+{{- end }}
+{{- with .s3 }}
+{{- include "model-api.s3Env" . }}
 {{- end }}
 {{- end }}
 
@@ -241,7 +258,7 @@ The model volumes (podTemplate dict): the cache emptyDir (unless the StatefulSet
 and, for a claim source, the existing claim read-only.
 */}}
 {{- define "model-api.modelVolumes" -}}
-{{- if not (include "model-api.usesClaims" .root) }}
+{{- if not (and (eq .component "server") (include "model-api.usesClaims" .root)) }}
 - name: cache
   emptyDir:
     sizeLimit: {{ .root.Values.cacheVolume.sizeLimit }}
@@ -251,6 +268,30 @@ and, for a claim source, the existing claim read-only.
   persistentVolumeClaim:
     claimName: {{ .model.pvc.claimName }}
     readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+The S3 env entries of a model.s3 block: AWS_ENDPOINT_URL, and the credentials as secretKeyRef from its
+existingSecret. Only for the containers that read S3: the fetch init container and a batch container whose
+input or output is on S3.
+*/}}
+{{- define "model-api.s3Env" -}}
+{{- with .endpoint }}
+- name: AWS_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.accessKeyIdKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.secretAccessKeyKey }}
 {{- end }}
 {{- end }}
 
@@ -276,25 +317,9 @@ credentials reach this container only. Exit codes: 0 done, 2 configuration, 3 tr
     {{- toYaml . | nindent 4 }}
   {{- end }}
   command: {{ $command | toJson }}
-  {{- $s3 := $model.s3 | default dict }}
-  {{- if or $s3.endpoint $s3.existingSecret }}
+  {{- with include "model-api.s3Env" ($model.s3 | default dict) }}
   env:
-    {{- with $s3.endpoint }}
-    - name: AWS_ENDPOINT_URL
-      value: {{ . | quote }}
-    {{- end }}
-    {{- with $s3.existingSecret }}
-    - name: AWS_ACCESS_KEY_ID
-      valueFrom:
-        secretKeyRef:
-          name: {{ . }}
-          key: {{ $s3.accessKeyIdKey }}
-    - name: AWS_SECRET_ACCESS_KEY
-      valueFrom:
-        secretKeyRef:
-          name: {{ . }}
-          key: {{ $s3.secretAccessKeyKey }}
-    {{- end }}
+    {{- . | nindent 4 }}
   {{- end }}
   {{- with $model.fetch.resources }}
   resources:

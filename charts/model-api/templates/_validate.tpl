@@ -8,7 +8,7 @@ its own messages in a local list and concatenates them onto .messages at its end
 */}}
 {{- define "model-api.validateValues" -}}
 {{- $check := dict "root" . "messages" list }}
-{{- range $area := list "autoscaling" "workload" "naming" "security" "lifecycle" "networking" "labels" "resources" "monitoring" "availability" "model" "rollout" }}
+{{- range $area := list "autoscaling" "workload" "naming" "security" "lifecycle" "networking" "labels" "resources" "monitoring" "availability" "model" "rollout" "batch" }}
 {{- include (printf "model-api.validateValues.%s" $area) $check }}
 {{- end }}
 {{- with $check.messages }}
@@ -268,6 +268,10 @@ the slot labels are the chart's.
 {{- $activeReplicas := int (include "model-api.slotReplicas" (list $root $active)) }}
 {{- $candidateReplicas := int (include "model-api.slotReplicas" (list $root $candidate)) }}
 {{- $canary := eq $r.strategy "canary" }}
+{{- $green := include "model-api.slotFullname" (list $root "green") }}
+{{- if and (eq $v.workload.kind "StatefulSet") (gt (len $green) 52) }}
+{{- $m = append $m (printf "the slot StatefulSet name %s is %d characters; Kubernetes needs 52 at most: set fullnameOverride (46 characters at most with rollout slots) or a shorter release name" $green (len $green)) }}
+{{- end }}
 {{- if eq $activeReplicas 0 }}
 {{- $m = append $m (printf "rollout.slots.%s.replicaCount is 0, but rollout.active is %s: the active slot must run (set its replicaCount, or promote the other slot first)" $active $active) }}
 {{- end }}
@@ -309,6 +313,9 @@ the slot labels are the chart's.
 {{- if ne $v.workload.kind "Deployment" }}
 {{- $m = append $m "rollout.engine argo needs workload.kind Deployment (the Rollout's workloadRef)" }}
 {{- end }}
+{{- if $v.autoscaling.enabled }}
+{{- $m = append $m "autoscaling.enabled with rollout.engine argo: the autoscaler would scale the Deployment that Argo Rollouts scales down; disable autoscaling or use rollout.engine helm" }}
+{{- end }}
 {{- end }}
 {{- $_ := set . "messages" (concat .messages $m) }}
 {{- end }}
@@ -338,8 +345,9 @@ key>" "root" $). A rollout slot with its own model block runs the same checks un
 {{- if and $model.sha256 (not $model.uri) }}
 {{- $m = append $m (printf "%s.sha256 needs %s.uri (the digest verifies the fetched artifact)" $key $key) }}
 {{- end }}
-{{- if and (or $model.s3.existingSecret $model.s3.endpoint) (ne $scheme "s3") }}
-{{- $m = append $m (printf "%s.s3.existingSecret and %s.s3.endpoint apply to an s3:// %s.uri only (it is %q)" $key $key $key $model.uri) }}
+{{- $batchOnS3 := and (eq $key "model") .root.Values.batch.enabled (or (hasPrefix "s3://" .root.Values.batch.input) (hasPrefix "s3://" .root.Values.batch.output)) }}
+{{- if and (or $model.s3.existingSecret $model.s3.endpoint) (ne $scheme "s3") (not $batchOnS3) }}
+{{- $m = append $m (printf "%s.s3.existingSecret and %s.s3.endpoint apply to an s3:// %s.uri (or batch input/output) only (the URI is %q)" $key $key $key $model.uri) }}
 {{- end }}
 {{- if and $model.uri $model.pvc.claimName }}
 {{- $m = append $m (printf "%s.uri and %s.pvc.claimName are exclusive: fetch the model or mount the claim" $key $key) }}
@@ -351,4 +359,42 @@ key>" "root" $). A rollout slot with its own model block runs the same checks un
 {{- $m = append $m (printf "config.modelPath and %s.uri/%s.pvc.claimName are exclusive: the chart sets MODEL_API_MODEL_PATH to the fetched or mounted model" $key $key) }}
 {{- end }}
 {{- toYaml $m }}
+{{- end }}
+
+{{/*
+Batch: what the API server would refuse (an Indexed Job's pod hostnames, a CronJob's name, the time zone) and
+a Job with nothing to read or write.
+*/}}
+{{- define "model-api.validateValues.batch" -}}
+{{- $batch := .root.Values.batch }}
+{{- $m := list }}
+{{- if $batch.enabled }}
+{{- if not $batch.input }}
+{{- $m = append $m "batch.enabled needs batch.input (the dataset to score)" }}
+{{- end }}
+{{- if not $batch.output }}
+{{- $m = append $m "batch.enabled needs batch.output (where the shards are written)" }}
+{{- end }}
+{{- if and (not (kindIs "invalid" $batch.maxFailedIndexes)) (gt (int $batch.maxFailedIndexes) (int $batch.shards)) }}
+{{- $m = append $m (printf "batch.maxFailedIndexes (%v) must not exceed batch.shards (%v), the Job's completions" $batch.maxFailedIndexes $batch.shards) }}
+{{- end }}
+{{- if $batch.schedule }}
+{{- $name := include "model-api.batchCronJobName" .root }}
+{{- if gt (len $name) 52 }}
+{{- $m = append $m (printf "the CronJob name %s is %d characters; Kubernetes needs 52 at most (its Jobs add 11): set fullnameOverride or a shorter release name" $name (len $name)) }}
+{{- end }}
+{{- if and $batch.timeZone (not (has $batch.timeZone (include "model-api.timeZones" .root | splitList "\n"))) }}
+{{- $m = append $m (printf "batch.timeZone %s is no IANA time zone the API server knows (e.g. Europe/Berlin, America/New_York, UTC)" $batch.timeZone) }}
+{{- end }}
+{{- else }}
+{{- $host := printf "%s-%d" (include "model-api.batchJobName" .root) (sub (int $batch.shards) 1) }}
+{{- if or (gt (len $host) 63) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $host)) }}
+{{- $m = append $m (printf "the Indexed Job's last pod hostname %s (Job name - (batch.shards - 1)) is not a DNS label of 63 characters at most: set fullnameOverride, a shorter release name or fewer batch.shards" $host) }}
+{{- end }}
+{{- end }}
+{{- if and $batch.timeZone (not $batch.schedule) }}
+{{- $m = append $m "batch.timeZone applies to a CronJob only: set batch.schedule or unset batch.timeZone" }}
+{{- end }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
 {{- end }}
