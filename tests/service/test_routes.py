@@ -265,10 +265,17 @@ def test_every_prediction_response_carries_the_model_version(served: tuple[Serve
         responses["v1"] = client.post(model.predict, json={"instances": model.inputs[0]["data"]})
     if model.name == "iris":
         responses["classify"] = client.get("/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2")
+    refused = {  # a canary's errors are attributed to its version too
+        "v2 refused": client.post(model.infer, json={"inputs": []}),
+        "v1 refused": client.post(model.predict, json={}),
+        "classify refused": client.get("/api/v01/classify?sl=x"),
+    }
 
     headers = {route: (r.status, r.headers.get("x-model-version")) for route, r in responses.items()}
+    refusals = {route: (r.status >= 400, r.headers.get("x-model-version")) for route, r in refused.items()}
 
     assert headers == {route: (200, version) for route in responses}
+    assert refusals == {route: (True, version) for route in refused}
 
 
 def test_the_version_setting_names_the_version_everywhere(make_app) -> None:
