@@ -1,4 +1,5 @@
-"""KServe V1 protocol: server liveness, model list, model status and `:predict` with `instances`."""
+"""KServe V1 protocol: server liveness, model list, model status and `:predict` with `instances` (models with
+one input; a classifier answers its class indices, any other model its first output, one entry per row)."""
 
 from __future__ import annotations
 

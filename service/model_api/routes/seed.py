@@ -1,4 +1,5 @@
-"""The seed API kept for existing clients: classify one flower from query parameters, and digits of pi."""
+"""The seed API kept for existing clients: classify one flower from query parameters (iris-shaped classifiers;
+404 naming why for other models), and digits of pi."""
 
 from __future__ import annotations
 
