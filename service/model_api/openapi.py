@@ -19,7 +19,7 @@ from model_api.model import Model
 from model_api.routes.seed import CLASSIFY_PARAMS
 from model_api.settings import Settings
 from model_api.signature import V2_DTYPES, Signature, TensorSpec
-from model_api.tensors import FLOAT32_MAX, accepted_datatypes
+from model_api.tensors import FLOAT32_MAX, accepted_datatypes, float_bound
 
 _ERROR_TEXT = {
     400: "Malformed request: the error names the problem",
@@ -285,9 +285,7 @@ def _scalar(spec: TensorSpec | None) -> dict:
         return {"type": ["number", "boolean", "string"]}
     kind = spec.dtype.kind
     if kind == "f":
-        bound = float(FLOAT32_MAX) if spec.datatype != "FP64" else 1.7976931348623157e308
-        if spec.datatype == "FP16":
-            bound = 65504.0
+        bound = float_bound(spec)
         return {"type": "number", "minimum": -bound, "maximum": bound}
     return {"type": _SCALAR[kind]}
 

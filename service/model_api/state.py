@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from model_api import metrics
-from model_api.errors import NotReady, Unprocessable
-from model_api.http import Route
+from model_api.errors import ApiError, NotReady, Unprocessable
+from model_api.http import Handler, Request, Response, Route
 from model_api.model import Model, ModelInputError
 from model_api.pi_worker import PiWorker
 from model_api.settings import Settings
@@ -90,6 +90,21 @@ class ServiceState:
         if self._predictions is not None:
             self._predictions.add(result[label])
         return result
+
+    def versioned(self, handler: Handler) -> Handler:
+        """A prediction route's handler whose every answer, refusals included, carries X-Model-Version
+        (the canary rehearsal attributes traffic and errors to a version by it)."""
+
+        async def handle(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except ApiError as error:
+                error.headers += self.version_header
+                raise
+            response.headers += self.version_header
+            return response
+
+        return handle
 
     async def run_in_thread(self, function: Callable[..., T], *args: Any) -> T:
         """Run work that releases the GIL (onnxruntime) on a thread, keeping the event loop free."""

@@ -66,6 +66,11 @@ def _rules(spec: TensorSpec) -> _Rules:
     return rules
 
 
+def float_bound(spec: TensorSpec) -> float:
+    """The largest finite value of a float input's dtype: the range accepted for it."""
+    return _rules(spec).float_bound
+
+
 def check_datatype(spec: TensorSpec, datatype: Any, field: str) -> np.dtype:
     rules = _rules(spec)
     if type(datatype) is not str or datatype not in rules.accepted:  # a list would not even hash

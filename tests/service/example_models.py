@@ -98,3 +98,33 @@ def two_inputs_expected(x: np.ndarray, category: np.ndarray) -> dict[str, np.nda
         "is_a": category == "a",
         "doubled": 2.0 * x.astype(np.float64),
     }
+
+
+# V2 datatype → ONNX element type of the identity model's inputs and outputs.
+IDENTITY_TYPES = {"INT32": 6, "INT64": 7, "BOOL": 9, "FP64": 11, "FP32": 1, "BYTES": 8}
+
+
+def build_identity(path: Path) -> Path:
+    """One input per datatype of IDENTITY_TYPES, named after it in lower case, shape [N, 2]; each output
+    `<name>_out` is its input unchanged."""
+    import onnx
+    from onnx import helper
+
+    names = [datatype.lower() for datatype in IDENTITY_TYPES]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [name], [f"{name}_out"]) for name in names],
+        "identity",
+        [
+            helper.make_tensor_value_info(n, t, ["N", 2])
+            for n, t in zip(names, IDENTITY_TYPES.values(), strict=True)
+        ],
+        [
+            helper.make_tensor_value_info(f"{n}_out", t, ["N", 2])
+            for n, t in zip(names, IDENTITY_TYPES.values(), strict=True)
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+    return path

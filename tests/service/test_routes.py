@@ -265,10 +265,17 @@ def test_every_prediction_response_carries_the_model_version(served: tuple[Serve
         responses["v1"] = client.post(model.predict, json={"instances": model.inputs[0]["data"]})
     if model.name == "iris":
         responses["classify"] = client.get("/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2")
+    refused = {  # a canary's errors are attributed to its version too
+        "v2 refused": client.post(model.infer, json={"inputs": []}),
+        "v1 refused": client.post(model.predict, json={}),
+        "classify refused": client.get("/api/v01/classify?sl=x"),
+    }
 
     headers = {route: (r.status, r.headers.get("x-model-version")) for route, r in responses.items()}
+    refusals = {route: (r.status >= 400, r.headers.get("x-model-version")) for route, r in refused.items()}
 
     assert headers == {route: (200, version) for route in responses}
+    assert refusals == {route: (True, version) for route in refused}
 
 
 def test_the_version_setting_names_the_version_everywhere(make_app) -> None:
@@ -355,3 +362,46 @@ def test_openapi_lists_every_route_and_the_models_tensors(served: tuple[ServedMo
         assert sorted(m.upper() for m in paths[path]) == list(route.allowed), f"openapi methods of {path}"
     assert [s["properties"]["name"]["const"] for s in specs] == [t["name"] for t in model.inputs]
     assert (tensors["minItems"], tensors["maxItems"]) == (len(model.inputs), len(model.inputs))
+
+
+IDENTITY_DATA = {
+    "INT32": [[-2147483648, 7], [0, 2147483647]],
+    "INT64": [[-(2**62), 3], [5, 2**62]],
+    "BOOL": [[True, False], [False, True]],
+    "FP64": [[1e300, -2.5], [0.1, 3.0]],
+    "FP32": [[1.5, -2.0], [3.25, 0.0]],
+    "BYTES": [["a", ""], ["ünï", "z"]],
+}
+
+
+def test_every_datatype_round_trips_through_v2_json(make_app, tmp_path) -> None:
+    from tests.service.example_models import build_identity
+
+    client = AsgiClient(
+        make_app(model_path=build_identity(tmp_path / "identity.onnx"), model_name="identity")
+    )
+    inputs = [
+        {"name": datatype.lower(), "shape": [2, 2], "datatype": datatype, "data": data}
+        for datatype, data in IDENTITY_DATA.items()
+    ]
+
+    result = client.post("/v2/models/identity/infer", json={"inputs": inputs})
+
+    assert result.status == 200, result.body
+    outputs = {o["name"]: (o["datatype"], o["data"]) for o in result.json()["outputs"]}
+    expected = {
+        f"{datatype.lower()}_out": (datatype, [v for row in data for v in row])
+        for datatype, data in IDENTITY_DATA.items()
+    }
+    assert outputs == expected
+
+
+def test_a_route_without_an_openapi_operation_is_an_error(settings) -> None:
+    from model_api.http import Route
+    from model_api.openapi import openapi_document
+
+    async def handler(request):  # pragma: no cover - never called
+        raise AssertionError
+
+    with pytest.raises(KeyError, match="route /undocumented has no OpenAPI operation"):
+        openapi_document(settings, {"/undocumented": Route("/undocumented", {"GET": handler})})

@@ -11,7 +11,7 @@ import pytest
 import tritonclient.http as triton
 from model_api.train import CLASS_NAMES
 
-from tests.service.example_models import DIABETES_VERSION, Diabetes, two_inputs_expected
+from tests.service.example_models import DIABETES_VERSION, Diabetes, build_identity, two_inputs_expected
 from tests.service.server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -175,4 +175,32 @@ def test_an_off_the_shelf_model_with_two_inputs_and_three_outputs_matches_numpy(
     np.testing.assert_array_equal(result.as_numpy("is_a"), expected["is_a"])
     np.testing.assert_array_equal(result.as_numpy("doubled"), expected["doubled"])
     assert result.as_numpy("doubled").dtype == np.float64
+    client.close()
+
+
+def test_every_datatype_round_trips_as_binary_tensors(
+    serve_model: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path = build_identity(tmp_path_factory.mktemp("identity") / "identity.onnx")
+    server = serve_model(path, "identity")
+    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
+    arrays = {
+        "int32": np.array([[-(2**31), 7], [0, 2**31 - 1]], dtype=np.int32),
+        "int64": np.array([[-(2**62), 3], [5, 2**62]], dtype=np.int64),
+        "bool": np.array([[True, False], [False, True]]),
+        "fp64": np.array([[1e300, -2.5], [0.1, 3.0]]),
+        "fp32": np.array([[1.5, -2.0], [3.25, 0.0]], dtype=np.float32),
+        "bytes": np.array([[b"a", b""], ["ünï".encode(), b"z"]], dtype=object),
+    }
+    inputs = []
+    for name, array in arrays.items():
+        tensor = triton.InferInput(name, list(array.shape), name.upper())
+        tensor.set_data_from_numpy(array, binary_data=True)
+        inputs.append(tensor)
+    outputs = [triton.InferRequestedOutput(f"{name}_out", binary_data=True) for name in arrays]
+
+    result = client.infer("identity", inputs, outputs=outputs)
+
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(result.as_numpy(f"{name}_out"), array, err_msg=name)
     client.close()

@@ -1,4 +1,5 @@
-"""KServe V1 protocol: server liveness, model list, model status and `:predict` with `instances`."""
+"""KServe V1 protocol: server liveness, model list, model status and `:predict` with `instances` (models with
+one input; a classifier answers its class indices, any other model its first output, one entry per row)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ class KServeV1Routes:
             "/": Route("/", {"GET": self.live}, observed=False),
             "/v1/models": Route("/v1/models", {"GET": self.list_models}),
             base: Route("/v1/models/{model}", {"GET": self.model_status}),
-            f"{base}:predict": Route("/v1/models/{model}:predict", {"POST": self.predict}, protected=True),
+            f"{base}:predict": Route(
+                "/v1/models/{model}:predict", {"POST": self.state.versioned(self.predict)}, protected=True
+            ),
         }
 
     async def live(self, request: Request) -> Response:
@@ -64,8 +67,7 @@ class KServeV1Routes:
         output = _prediction_output(model)
         outputs = await self.state.predict({spec.name: rows}, [output])
         return Response(
-            orjson.dumps({"predictions": _per_row(outputs[output])}, option=orjson.OPT_SERIALIZE_NUMPY),
-            headers=self.state.version_header,
+            orjson.dumps({"predictions": _per_row(outputs[output])}, option=orjson.OPT_SERIALIZE_NUMPY)
         )
 
 

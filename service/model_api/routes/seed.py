@@ -1,4 +1,5 @@
-"""The seed API kept for existing clients: classify one flower from query parameters, and digits of pi."""
+"""The seed API kept for existing clients: classify one flower from query parameters (iris-shaped classifiers;
+404 naming why for other models), and digits of pi."""
 
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ class SeedRoutes:
 
     def routes(self) -> dict[str, Route]:
         return {
-            "/api/v01/classify": Route("/api/v01/classify", {"GET": self.classify}, protected=True),
+            "/api/v01/classify": Route(
+                "/api/v01/classify", {"GET": self.state.versioned(self.classify)}, protected=True
+            ),
             "/api/v0/pi": Route("/api/v0/pi", {"GET": self.pi}, protected=True),
         }
 
@@ -59,7 +62,7 @@ class SeedRoutes:
         outputs = await self.state.predict({plan.input_name: np.array([row], dtype=plan.dtype)}, plan.outputs)
         label = int(outputs[plan.outputs[0]][0])
         body = plan.bodies[label] if 0 <= label < len(plan.bodies) else orjson.dumps({"species": str(label)})
-        return Response(body, headers=self.state.version_header)
+        return Response(body)
 
     async def pi(self, request: Request) -> Response:
         query = request.query()

@@ -49,7 +49,9 @@ class V2Routes:
             "/v2/health/ready": Route("/v2/health/ready", {"GET": self.server_ready}, observed=False),
             base: Route("/v2/models/{model}", {"GET": self.model_metadata}),
             f"{base}/ready": Route("/v2/models/{model}/ready", {"GET": self.model_ready}, observed=False),
-            f"{base}/infer": Route("/v2/models/{model}/infer", {"POST": self.infer}, protected=True),
+            f"{base}/infer": Route(
+                "/v2/models/{model}/infer", {"POST": self.state.versioned(self.infer)}, protected=True
+            ),
         }
 
     def versioned_routes(self, version: str) -> dict[str, Route]:
@@ -60,7 +62,9 @@ class V2Routes:
         return {
             base: Route(template, {"GET": self.model_metadata}),
             f"{base}/ready": Route(f"{template}/ready", {"GET": self.model_ready}, observed=False),
-            f"{base}/infer": Route(f"{template}/infer", {"POST": self.infer}, protected=True),
+            f"{base}/infer": Route(
+                f"{template}/infer", {"POST": self.state.versioned(self.infer)}, protected=True
+            ),
         }
 
     async def server_metadata(self, request: Request) -> Response:
@@ -104,11 +108,9 @@ class V2Routes:
         asked = payload.get("outputs")
         outputs = _requested_outputs(asked, binary_default, signature)
         result = await self.state.predict(arrays, None if asked is None else [o.name for o in outputs])
-        response = _infer_response(
+        return _infer_response(
             {"model_name": self.name, "model_version": info.version}, request_id, outputs, result, signature
         )
-        response.headers += self.state.version_header
-        return response
 
     def _input_arrays(self, inputs: Any, binary: bytes, signature: Signature) -> dict[str, np.ndarray]:
         """One validated array per model input; binary tensors take their bytes in the order listed."""
@@ -223,10 +225,17 @@ def _binary_size(parameters: Any, where: str) -> int | None:
     return size
 
 
+_ALL_OUTPUTS: dict[tuple[int, bool], tuple[Signature, list[RequestedOutput]]] = {}
+
+
 def _requested_outputs(outputs: Any, binary_default: bool, signature: Signature) -> list[RequestedOutput]:
     names = signature.output_names
-    if outputs is None:
-        return [RequestedOutput(name, binary_default) for name in names]
+    if outputs is None:  # the common case: every output, one list per signature (never mutated)
+        cached = _ALL_OUTPUTS.get((id(signature), binary_default))
+        if cached is None or cached[0] is not signature:
+            cached = (signature, [RequestedOutput(name, binary_default) for name in names])
+            _ALL_OUTPUTS[(id(signature), binary_default)] = cached
+        return cached[1]
     if not isinstance(outputs, list) or not outputs:
         raise BadRequest(f"'outputs' must be a non-empty list of {{\"name\": ...}} with names {list(names)}")
     requested = []
