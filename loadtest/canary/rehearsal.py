@@ -266,7 +266,7 @@ def rehearse(objects: Sequence[Mapping[str, Any]], options: Options, workdir: Pa
             weighted_weight=options.users - header_users, api_key=api_key,
         )  # fmt: skip
         shape = SoakShape(users=options.users, duration=options.duration_s, spawn_rate=options.users)
-        started = time.time()
+        started = log.origin = time.time()
         load = runner.run_load(f"http://{nginx.LOOPBACK}:{proxy_port}", shape, users)
         gevent.sleep(2 * analysis.seconds(SCRAPE_INTERVAL))  # the last scrapes land before the queries
         measurements = _measure(prom, metrics, started, options.duration_s, options.steps)
@@ -301,7 +301,9 @@ def rehearse(objects: Sequence[Mapping[str, Any]], options: Options, workdir: Pa
     return Result(
         topology=topo,
         options=options,
-        shares=share.shares(answers, topo.expected_share(), versions, options.confidence),
+        shares=share.shares(
+            share.uncensored(answers, options.duration_s), topo.expected_share(), versions, options.confidence
+        ),
         header=header,
         header_answers=len(header_answers),
         header_to_candidate=sum(a.slot == topo.candidate.name for a in header_answers),

@@ -78,7 +78,8 @@ def markdown(result: Result, figure: str) -> str:
         f"a real nginx; {result.load.requests} requests, {result.load.failures} failures",
         f"- **generated**: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
         "",
-        "## Traffic share (requests without the canary header)",
+        "## Traffic share (requests without the canary header, sent early enough to be answered before the "
+        "load ended)",
         "",
         f"| slot | version | requests | observed | {100 * options.confidence:g} % Wilson interval "
         "| configured | agrees |",

@@ -43,12 +43,13 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
 class Answer:
     """One response as the rehearsal saw it."""
 
-    t: float  # seconds since the load started
+    t: float  # seconds since the load started, when the answer came
     route: str  # WEIGHTED (no canary header) or HEADER
     slot: str | None  # from the upstream nginx chose
     version: str | None  # X-Model-Version, None when absent
     ok: bool
     response_time_ms: float
+    started: float = 0.0  # seconds since the load started, when the request was sent
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,18 @@ class Share:
     @property
     def agrees(self) -> bool:
         return self.total > 0 and self.low <= self.expected <= self.high
+
+
+def uncensored(answers: Sequence[Answer], load_seconds: float, margin_s: float = 0.5) -> list[Answer]:
+    """The answers to requests sent early enough that every one of them was answered before the load ended.
+
+    Stopping the load abandons the requests in flight, and a slow slot has more of them in flight (the
+    inspection paradox): counting only what was answered would under-count it. Which requests are kept
+    depends only on when they were sent, never on where they went, so the kept ones split as the router
+    splits: requests sent before the end minus the slowest answer seen (plus `margin_s`)."""
+    slowest = max((a.response_time_ms for a in answers), default=0.0) / 1000.0
+    cutoff = load_seconds - slowest - margin_s
+    return [a for a in answers if a.started <= cutoff]
 
 
 def shares(

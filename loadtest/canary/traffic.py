@@ -27,7 +27,7 @@ class AnswerLog:
         self.slot_of_address = dict(slot_of_address)
         self.answers: list[Answer] = []
         self.missing_version_ok = 0  # successful answers without X-Model-Version: a contract violation
-        self._started: float | None = None
+        self.origin = time.time()  # the load's start (set again just before it): answers count from here
         self._attached: set[int] = set()
 
     def attach(self, environment: Environment) -> None:
@@ -37,14 +37,13 @@ class AnswerLog:
 
     def on_request(
         self, response: Any = None, context: Mapping[str, Any] | None = None, exception: Any = None,
-        response_time: float = 0.0, **_: Any,
+        response_time: float = 0.0, start_time: float | None = None, **_: Any,
     ) -> None:  # fmt: skip
         route = (context or {}).get("canary_route")
         if route is None:
             return
-        now = time.monotonic()
-        if self._started is None:
-            self._started = now
+        now = time.time()
+        started = now - response_time / 1000.0 if start_time is None else start_time
         headers = getattr(response, "headers", None) or {}
         version = headers.get(VERSION_HEADER)
         upstream = headers.get(UPSTREAM_HEADER) or ""
@@ -52,7 +51,9 @@ class AnswerLog:
         ok = exception is None
         if ok and not version:
             self.missing_version_ok += 1
-        self.answers.append(Answer(now - self._started, route, slot, version, ok, float(response_time)))
+        self.answers.append(
+            Answer(now - self.origin, route, slot, version, ok, float(response_time), started - self.origin)
+        )
 
 
 def users(

@@ -380,3 +380,14 @@ def test_shares_count_the_version_header_and_attribute_headerless_errors_by_slot
     ]
     computed = share.shares(answers, {"blue": 0.5, "green": 0.5}, {"blue": "1.0.0", "green": "1.1.0"}, 0.95)
     assert [(s.version, s.requests, s.total) for s in computed] == [("1.0.0", 2, 4), ("1.1.0", 2, 4)]
+
+
+def test_requests_still_in_flight_at_the_end_do_not_bias_the_share() -> None:
+    # A 1 s candidate: its last request was cut off by the end of the load, a fast one answered after it.
+    answers = [
+        share.Answer(5.0, share.WEIGHTED, "green", "1.1.0", True, 1000.0, started=4.0),
+        share.Answer(5.2, share.WEIGHTED, "blue", "1.0.0", True, 10.0, started=5.19),
+        share.Answer(9.9, share.WEIGHTED, "blue", "1.0.0", True, 10.0, started=9.89),  # sent after the cutoff
+    ]
+    kept = share.uncensored(answers, load_seconds=10.0)
+    assert [a.started for a in kept] == [4.0, 5.19]  # cutoff: 10 - 1.0 (slowest) - 0.5
