@@ -17,7 +17,7 @@ import orjson
 
 from model_api import metrics
 from model_api.errors import ApiError, MethodNotAllowed, NotFound, Unauthorized
-from model_api.http import ClientGone, Handler, Request, Response, Route
+from model_api.http import CLOSE, ClientGone, Handler, Request, Response, Route
 from model_api.logs import AccessLog, request_id_var
 from model_api.model import OnnxModel
 from model_api.routes import kserve_v1, ops, seed, v2
@@ -78,7 +78,11 @@ class App:
             metrics.IN_FLIGHT.inc()
         status = 499  # nginx's "client closed request": kept if the client leaves before the answer
         try:
-            response = await self._respond(route, Request(scope, receive, headers, request_id))
+            request = Request(scope, receive, headers, request_id)
+            response = await self._respond(route, request)
+            extra = response.headers
+            if request.unread_body() and not await request.discard_body():  # a refusal before the body
+                extra = (*extra, CLOSE)
             await send(
                 {
                     "type": "http.response.start",
@@ -87,7 +91,7 @@ class App:
                         (b"content-type", response.content_type),
                         (b"content-length", str(len(response.body)).encode()),
                         (b"x-request-id", request_id.encode()),
-                        *response.headers,
+                        *extra,
                     ],
                 }
             )
