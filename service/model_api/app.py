@@ -58,7 +58,7 @@ class App:
 
     def shutdown(self) -> None:
         if self.access_log is not None:
-            self.access_log.flush()
+            self.access_log.close()
         self.state.close()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import logging
 import os
+import select
 import stat
 import sys
 import time
@@ -129,11 +130,18 @@ class AccessLog:
             self._flush_scheduled = True
 
     def flush(self) -> None:
-        """Write the gathered lines (also called at shutdown)."""
+        """Write the gathered lines."""
         self._flush_scheduled = False
         if self._lines:
             lines, self._lines = self._lines, []
             self._write(lines[0] if len(lines) == 1 else b"".join(lines))
+
+    def close(self, timeout: float = 1.0) -> None:
+        """At shutdown: write what is gathered, waiting up to `timeout` s for a pipe that is full."""
+        self.flush()
+        drain = getattr(self._write, "drain", None)
+        if drain is not None:
+            drain(timeout)
 
 
 class StderrWriter:
@@ -147,25 +155,69 @@ class StderrWriter:
     """
 
     PENDING_LIMIT_BYTES = 1 << 20
+    RETRY_SECONDS = 0.1
 
     def __init__(self, fd: int = 2) -> None:
         self._fd = _nonblocking_pipe(fd)
+        self._piece = select.PIPE_BUF if self._fd != fd else None  # bytes per write(); None: no limit
         self._pending = b""
+        self._retry: asyncio.TimerHandle | None = None
 
     def __call__(self, data: bytes) -> None:
         if self._pending:
+            self._pending = self._write(self._pending)
             if len(self._pending) + len(data) > self.PENDING_LIMIT_BYTES:
                 metrics.LOG_LINES_DROPPED.inc(data.count(b"\n"))
-                data = b""
-            data, self._pending = self._pending + data, b""
+                return
+            if self._pending:
+                self._pending += data
+                return
+        self._pending = self._write(data)
+        if self._pending and self._retry is None:
+            self._schedule_retry()
+
+    def drain(self, timeout: float) -> None:
+        """At shutdown: wait up to `timeout` seconds for the pipe to take what is pending."""
+        deadline = time.monotonic() + timeout
+        while self._pending and (remaining := deadline - time.monotonic()) > 0:
+            select.select([], [self._fd], [], remaining)
+            self._pending = self._write(self._pending)
+
+    def _write(self, data: bytes) -> bytes:
+        """What of `data` the pipe did not take. On the non-blocking pipe, whole lines of at most PIPE_BUF
+        bytes per write(), which the kernel writes whole or not at all: another writer's line never lands
+        inside one of these."""
+        start = 0
+        while start < len(data):
+            end = len(data)
+            if self._piece is not None and end - start > self._piece:
+                end = data.rfind(b"\n", start, start + self._piece) + 1
+                if end <= start:  # one line longer than PIPE_BUF: it cannot be atomic anyway
+                    end = start + self._piece
+            try:
+                written = os.write(self._fd, data[start:end])
+            except BlockingIOError:
+                break
+            except OSError:  # like logging.Handler.handleError: a lost log line must not fail the request
+                return b""
+            start += written
+            if start < end:
+                break
+        return data[start:]
+
+    def _schedule_retry(self) -> None:
+        """Retry pending data from the event loop, so that it is written once the pipe drains even when no
+        new line comes (none outside an event loop: the next line retries then)."""
         try:
-            written = os.write(self._fd, data)
-        except BlockingIOError:
-            written = 0
-        except OSError:  # like logging.Handler.handleError: a lost log line must not fail the request
-            return
-        if written < len(data):
-            self._pending = data[written:]
+            self._retry = asyncio.get_running_loop().call_later(self.RETRY_SECONDS, self._retry_pending)
+        except RuntimeError:
+            self._retry = None
+
+    def _retry_pending(self) -> None:
+        self._retry = None
+        self._pending = self._write(self._pending)
+        if self._pending:
+            self._schedule_retry()
 
 
 def _nonblocking_pipe(fd: int) -> int:
