@@ -626,7 +626,7 @@ def cpu_model() -> str:
 def prod_settings(key_file: Path) -> dict[str, str]:
     """The service's environment as values-prod.yaml renders it (its ConfigMap, with Helm's engine), with the
     API key the prod values require given as a file, the chart's way. The port is the benchmark's."""
-    from loadtest import release
+    from loadtest.chart import release
 
     values = release.load_values([PROD_VALUES])
     objects = release.render(values)
