@@ -499,6 +499,78 @@ def measure(load: LoadGenerator, server_cpu: int | None, settings: dict[str, str
     return Results(loads["raw"], loads["classify"], loads["infer_one"], large, ready, rss)
 
 
+# --- profile -----------------------------------------------------------------------------------------------
+
+PROFILE_SECONDS = 10
+# Where a sampled stack's time goes, first match wins: (part, substrings of a frame that put it there).
+PROFILE_PARTS = (
+    ("onnxruntime (Session.run and its Python wrapper)", ("onnxruntime",)),
+    ("access log (model_api/logs.py)", ("model_api/logs.py",)),
+    ("metrics (model_api/metrics.py, prometheus_client)", ("model_api/metrics.py", "prometheus_client")),
+    ("response writes: uvicorn's send() (2 socket writes)", ("RequestResponseCycle.send",)),
+    (
+        "route, tensors, model code (model_api/routes, ...)",
+        ("model_api/routes/", "model_api/tensors.py", "model_api/model.py", "model_api/state.py"),
+    ),
+    ("app dispatch (model_api/app.py, http.py)", ("model_api/app.py", "model_api/http.py")),
+)
+SERVER_PART = "server: event loop, socket reads, HTTP parsing (uvloop, httptools, uvicorn)"
+
+
+def profile_breakdown(raw: str) -> dict[str, float]:
+    """Share of py-spy samples per part (py-spy's raw format: `frame;frame;... count` per line)."""
+    counts: dict[str, int] = {}
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        part = next((name for name, keys in PROFILE_PARTS if any(k in stack for k in keys)), SERVER_PART)
+        counts[part] = counts.get(part, 0) + int(count)
+    total = sum(counts.values()) or 1
+    return {part: count / total for part, count in sorted(counts.items(), key=lambda item: -item[1])}
+
+
+def profile(server_cpu: int | None, settings: dict[str, str]) -> None:
+    """py-spy on the live model-api server while wrk loads classify, then V2 one-row: where the CPU goes."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists() or not shutil.which("wrk"):
+        print("--profile needs py-spy (pip install py-spy) and wrk")
+        return
+    endpoints = (
+        Endpoint("GET classify", CLASSIFY_PATH),
+        Endpoint("POST V2 infer, 1 row", INFER_PATH, infer_body(ONE_ROW)),
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="service-profile-") as tmp,
+        model_api_server(server_cpu, settings).running() as api,
+    ):
+        workdir = Path(tmp)
+        assert api.process is not None
+        for endpoint in endpoints:
+            url = api.url(endpoint.path)
+            wrk_load(url, endpoint.body, WARMUP_SECONDS, workdir)
+            output = workdir / "profile.raw"
+            spy = subprocess.Popen(
+                [py_spy, "record", "--nonblocking", "-r", "250", "-d", str(PROFILE_SECONDS), "-f", "raw",
+                 "-o", str(output), "--pid", str(api.process.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            cpu_before = api.cpu_seconds()
+            load = wrk_load(url, endpoint.body, PROFILE_SECONDS + 2, workdir)
+            cpu_us = (api.cpu_seconds() - cpu_before) / max(load.requests, 1) * 1e6
+            spy.wait(60)
+            shares = profile_breakdown(output.read_text() if output.exists() else "")
+            print()
+            print(
+                f"### Profile of {endpoint.label}: {cpu_us:.0f} µs of server CPU per request, py-spy samples"
+            )
+            print()
+            print("| part | share of samples | µs per request |")
+            print("|---|---|---|")
+            for part, share in shares.items():
+                print(f"| {part} | {share:.0%} | {share * cpu_us:.1f} |")
+
+
 # --- report ----------------------------------------------------------------------------------------------
 
 
@@ -662,6 +734,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--serve-raw", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help=f"instead of the benchmark: py-spy on the live server under wrk ({PROFILE_SECONDS} s per "
+        "endpoint) and where the CPU time of a request goes",
+    )
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--set",
@@ -678,7 +756,16 @@ def main(argv: list[str] | None = None) -> int:
         serve_raw(args.port)
         return 0
     with tempfile.TemporaryDirectory(prefix="service-bench-key-") as keys:
-        return run(prod_settings(Path(keys) / "api-key"), overrides)
+        prod = prod_settings(Path(keys) / "api-key")
+        if args.profile:
+            cpus = sorted(os.sched_getaffinity(0))
+            pinning = (cpus[0], cpus[1]) if len(cpus) >= 2 else None
+            if pinning:
+                os.sched_setaffinity(0, {pinning[1]})  # wrk and py-spy on the other CPU
+            print(f"## Service profile ({environment_line('wrk', pinning)})")
+            profile(pinning[0] if pinning else None, prod | overrides)
+            return 0
+        return run(prod, overrides)
 
 
 def run(prod: dict[str, str], overrides: dict[str, str]) -> int:
