@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import os
 import select
@@ -88,7 +89,7 @@ class AccessLog:
 
     def __init__(self, fmt: str, write: Callable[[bytes], object] | None = None) -> None:
         self._json = fmt == "json"
-        self._write = write if write is not None else StderrWriter()
+        self._write = write if write is not None else stderr_writer()
         self._second = -1
         self._stamp = ""
         self._lines: list[bytes] = []
@@ -218,6 +219,12 @@ class StderrWriter:
         self._pending = self._write(self._pending)
         if self._pending:
             self._schedule_retry()
+
+
+@functools.cache
+def stderr_writer() -> StderrWriter:
+    """The process's one StderrWriter (one stderr; each app built, in tests many, shares its descriptor)."""
+    return StderrWriter()
 
 
 def _nonblocking_pipe(fd: int) -> int:
