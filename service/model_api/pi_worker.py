@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -97,7 +99,7 @@ class PiWorker:
             except BrokenProcessPool:  # it died since the last request: this one goes to a new worker
                 self._forget(executor, self._process)
         executor = self._executor = ProcessPoolExecutor(
-            1, mp_context=_SPAWN, initializer=_ignore_shutdown_signals
+            1, mp_context=_SPAWN, initializer=_prepare_worker, initargs=(os.getpid(),)
         )
         with _shutdown_signals_blocked():
             job = executor.submit(pi_digits, ndigits)  # starts the process, which inherits the blocked mask
@@ -140,11 +142,21 @@ def _shutdown_signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _ignore_shutdown_signals() -> None:
-    """The worker's initializer: ignore the shutdown signals, then unblock them (pending ones are dropped)."""
+def _prepare_worker(server_pid: int) -> None:
+    """The worker's initializer. It ignores the shutdown signals, then unblocks them (pending ones are
+    dropped). Ignoring SIGTERM, it would outlive a server killed outright (SIGKILL, the OOM killer): the
+    pool's queues give it no end of file, since it holds their writing ends too. So it asks Linux for
+    SIGKILL when the server dies, and leaves at once if that happened already."""
     for signum in _SHUTDOWN_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _SHUTDOWN_SIGNALS)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != server_pid:
+        os._exit(1)
 
 
 def _worker_process(executor: ProcessPoolExecutor) -> BaseProcess | None:

@@ -125,8 +125,10 @@ def test_no_child_process_inherits_the_key_from_the_environment(
     environments = {child.pid: child.environ() for child in children}
     assert server.process is not None
     own = psutil.Process(server.process.pid).environ()  # what it was started with: /proc keeps it
+    exit_code = server.terminate()
 
     assert pi[0] == 200, pi
+    assert exit_code == 0, server.log()
     assert len(children) >= 1, "no pi worker process started"
     assert own.get("MODEL_API_API_KEY") == KEY, "the test did not give the server the key"
     assert {pid: env.get("MODEL_API_API_KEY") for pid, env in environments.items()} == dict.fromkeys(
