@@ -245,6 +245,27 @@ def raw_server(cpu: int | None) -> Server:
     return Server("raw ASGI app", command, env, "/", cpu)
 
 
+def second_model_ready_line(server_cpu: int | None, settings: dict[str, str]) -> str:
+    """Start-to-ready of the second example model (the diabetes regressor, packaged by `model-api package`
+    into model.onnx + model-settings.json), the same way as iris's row above."""
+    from tests.service.example_models import build_diabetes  # scikit-learn: only for this figure
+
+    with tempfile.TemporaryDirectory(prefix="service-bench-diabetes-") as tmp:
+        directory = build_diabetes(Path(tmp)).directory
+        model = {"MODEL_API_MODEL_PATH": str(directory), "MODEL_API_MODEL_NAME": "diabetes"}
+        ready = []
+        for _ in range(STARTS):
+            server = model_api_server(server_cpu, settings | model)
+            ready.append(server.start())
+            server.stop()
+    _progress(f"diabetes: start to {READY_PATH}: {', '.join(f'{s:.2f}' for s in ready)} s")
+    return (
+        f"Second example model (diabetes ridge regressor, 10 features, a model directory): process start to "
+        f"{READY_PATH} 200, median of {STARTS}: {statistics.median(ready):.2f} s "
+        f"(min {min(ready):.2f}, max {max(ready):.2f}); goal ≤ 1.0 s as for iris."
+    )
+
+
 # --- load generators -------------------------------------------------------------------------------------
 
 
@@ -492,27 +513,6 @@ def measure(load: LoadGenerator, server_cpu: int | None, settings: dict[str, str
         server.stop()
     _progress(f"start to {READY_PATH}: {', '.join(f'{s:.2f}' for s in ready)} s")
     return Results(loads["raw"], loads["classify"], loads["infer_one"], large, ready, rss)
-
-
-def second_model_ready_line(server_cpu: int | None, settings: dict[str, str]) -> str:
-    """Start-to-ready of the second example model (the diabetes regressor, packaged by `model-api package`
-    into model.onnx + model-settings.json), the same way as iris's row above."""
-    from tests.service.example_models import build_diabetes  # scikit-learn: only for this figure
-
-    with tempfile.TemporaryDirectory(prefix="service-bench-diabetes-") as tmp:
-        directory = build_diabetes(Path(tmp)).directory
-        model = {"MODEL_API_MODEL_PATH": str(directory), "MODEL_API_MODEL_NAME": "diabetes"}
-        ready = []
-        for _ in range(STARTS):
-            server = model_api_server(server_cpu, settings | model)
-            ready.append(server.start())
-            server.stop()
-    _progress(f"diabetes: start to {READY_PATH}: {', '.join(f'{s:.2f}' for s in ready)} s")
-    return (
-        f"Second example model (diabetes ridge regressor, 10 features, a model directory): process start to "
-        f"{READY_PATH} 200, median of {STARTS}: {statistics.median(ready):.2f} s "
-        f"(min {min(ready):.2f}, max {max(ready):.2f}); goal ≤ 1.0 s as for iris."
-    )
 
 
 # --- report ----------------------------------------------------------------------------------------------
