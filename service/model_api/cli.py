@@ -130,6 +130,9 @@ def _add_fetch(commands: argparse._SubParsersAction) -> None:
         help="size limit; k/M/G/Ki/Mi/Gi suffixes (default: 20Gi)",
     )
     fetch.add_argument("--retries", type=int, default=4, help="retries on transient errors (default: 4)")
+    fetch.add_argument(
+        "--backoff", type=float, default=1.0, help="first wait between attempts, doubling (default: 1)"
+    )
     fetch.set_defaults(func=_fetch)
 
 
@@ -161,6 +164,7 @@ def _fetch(args: argparse.Namespace) -> int:
         "deadline": args.deadline,
         "max_bytes": args.max_bytes,
         "retries": args.retries,
+        "backoff": args.backoff,
     }
     return run(
         args.uri,
