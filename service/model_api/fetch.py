@@ -32,6 +32,7 @@ from model_api.storage import (
     Location,
     StorageError,
     TransferError,
+    copy_hashed,
     open_stream,
     parse_uri,
     redact,
@@ -156,18 +157,11 @@ def _download(
                 f"{location.display} is {stream.size} bytes, over the {limits.max_bytes} limit"
             )
         with AtomicFile(target) as out:
-            digest, size = hashlib.sha256(), 0
-            while chunk := stream.read(CHUNK_BYTES):
-                size += len(chunk)
-                if size > limits.max_bytes:
-                    raise IntegrityError(f"{location.display} is over the {limits.max_bytes} byte limit")
-                digest.update(chunk)
-                out.file.write(chunk)
+            actual, size = copy_hashed(stream, out.file, limits.max_bytes, location)
             if stream.size is not None and size != stream.size:
                 raise TransferError(
                     f"{location.display}: truncated body ({size} of {stream.size} bytes)", transient=True
                 )
-            actual = digest.hexdigest()
             if expected is not None and actual != expected:
                 raise IntegrityError(
                     f"{location.display}: sha256 {actual} ({size} bytes) is not the pinned {expected}"

@@ -16,6 +16,7 @@ presigned query string or URL userinfo: `Location.display` is the form that is s
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import logging
 import os
@@ -27,6 +28,7 @@ import ssl
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -296,6 +298,28 @@ def write_atomically(target: Path, data: bytes) -> None:
         out.commit()
 
 
+def copy_hashed(stream: ByteStream, out: BinaryIO, max_bytes: int, location: Location) -> tuple[str, int]:
+    """Copy `stream` to `out` while hashing it; (SHA-256 hex, size). IntegrityError past `max_bytes`.
+
+    The hash of one chunk runs on a worker thread while the next is received and this one written
+    (hashlib, socket reads and file writes all release the GIL), so hashing costs little wall time.
+    """
+    digest, size = hashlib.sha256(), 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
+        hashing: Future[None] | None = None
+        while chunk := stream.read(CHUNK_BYTES):
+            size += len(chunk)
+            if size > max_bytes:
+                raise IntegrityError(f"{location.display} is over the {max_bytes} byte limit")
+            if hashing is not None:
+                hashing.result()  # in order: one chunk in flight at a time
+            hashing = hasher.submit(digest.update, chunk)
+            out.write(chunk)
+        if hashing is not None:
+            hashing.result()
+    return digest.hexdigest(), size
+
+
 def upload_file(
     source: Path, uri: str, *, limits: Limits | None = None, allow_insecure_http: bool = False
 ) -> int:
@@ -364,10 +388,19 @@ class _HttpStream:
         self.size: int | None = int(length) if length and length.isdigit() else None
 
     def read(self, n: int) -> bytes:
-        timeout = self._deadline.bound(self._read_timeout)
-        with _transfer_errors(self._location, f"no data for {timeout:g} s"):
-            self._connection.socket.settimeout(timeout)
-            return self._response.read1(n)  # at most one recv: a slow drip cannot outlast the deadline
+        """Up to `n` bytes (fewer only at the end): whole chunks keep the per-chunk work rare."""
+        parts: list[bytes] = []
+        wanted = n
+        while wanted > 0:
+            timeout = self._deadline.bound(self._read_timeout)
+            with _transfer_errors(self._location, f"no data for {timeout:g} s"):
+                self._connection.socket.settimeout(timeout)
+                part = self._response.read1(wanted)  # one recv: a slow drip cannot outlast the deadline
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:
         self._response.close()
@@ -520,5 +553,8 @@ def _s3(location: Location) -> tuple[S3Config, ssl.SSLContext | None]:
         config = config_from_env()
     except S3ConfigError as error:
         raise ConfigError(f"{location.display}: {error}") from None
-    context = ssl.create_default_context(cafile=config.ca_bundle) if config.ca_bundle else None
+    plain_http = (config.endpoint_url or "").startswith("http://")
+    context = (
+        ssl.create_default_context(cafile=config.ca_bundle) if config.ca_bundle and not plain_http else None
+    )
     return config, context
