@@ -519,7 +519,9 @@ def _transfer_error(error: BaseException, location: Location, timeout_message: s
     if isinstance(error, TimeoutError):
         return TransferError(f"{location.display}: {timeout_message}", transient=True)
     if isinstance(error, ssl.SSLCertVerificationError):
-        return TransferError(f"{location.display}: TLS: {error.verify_message}", transient=False)
+        return TransferError(
+            f"{location.display}: TLS certificate not trusted: {error.verify_message}", transient=False
+        )
     if isinstance(error, http.client.IncompleteRead):
         return TransferError(f"{location.display}: truncated body", transient=True)
     if isinstance(error, OSError | http.client.HTTPException):

@@ -13,12 +13,14 @@ client must notice. A stalled answer holds its connection until the server stops
 
 from __future__ import annotations
 
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 from loadtest.localpod import LOOPBACK
+from tests.servers.tls import Certificate
 
 STALL_LIMIT_SECONDS = 600.0  # a stalled handler gives up by itself even if the server is never stopped
 
@@ -56,12 +58,19 @@ class _Route:
 
 
 class FlakyHTTPServer:
-    def __init__(self) -> None:
+    """Plain HTTP, or HTTPS with `tls` (a client trusts it through SSL_CERT_FILE=tls.cert)."""
+
+    def __init__(self, tls: Certificate | None = None) -> None:
         self._routes: dict[str, _Route] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._server = ThreadingHTTPServer((LOOPBACK, 0), self._handler_class())
         self._server.daemon_threads = True
+        self.scheme = "https" if tls else "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls.cert, tls.key)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="flaky-http", daemon=True)
 
     @property
@@ -69,7 +78,7 @@ class FlakyHTTPServer:
         return self._server.server_address[1]
 
     def url(self, path: str) -> str:
-        return f"http://{LOOPBACK}:{self.port}{path}"
+        return f"{self.scheme}://{LOOPBACK}:{self.port}{path}"
 
     def add(self, path: str, body: bytes, *script: Answer) -> str:
         """Serve `body` at `path` after the misbehaviours in `script`; returns the URL."""

@@ -1,6 +1,6 @@
 """A real S3-compatible server on loopback: `rclone serve s3` over a temporary directory.
 
-    with S3Server(tmp_path) as s3:
+    with S3Server(tmp_path) as s3:                     # S3Server(tmp_path, tls=self_signed(...)): https
         uri = s3.put("models/iris.onnx", data)          # s3://<bucket>/models/iris.onnx
         subprocess.run([...], env={**os.environ, **s3.env()})
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from typing import BinaryIO
 from model_api.s3 import S3Config, presign
 
 from loadtest.localpod import LOOPBACK, free_port
+from tests.servers.tls import Certificate
 
 RCLONE = Path(sys.executable).parent / "rclone"
 ACCESS_KEY_ID = "AKIAMODELAPITEST"
@@ -35,8 +37,16 @@ SECRET_ACCESS_KEY = "model-api-test-secret-0123456789"  # rclone refuses very sh
 class S3Server:
     """`endpoint_url`, `bucket`, `access_key_id`, `secret_access_key`; env() for a client's environment."""
 
-    def __init__(self, root: Path, *, bucket: str = "models", start_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        bucket: str = "models",
+        tls: Certificate | None = None,
+        start_timeout: float = 30.0,
+    ) -> None:
         self.root = root
+        self.tls = tls
         self.bucket = bucket
         self.access_key_id = ACCESS_KEY_ID
         self.secret_access_key = SECRET_ACCESS_KEY
@@ -47,16 +57,17 @@ class S3Server:
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{LOOPBACK}:{self.port}"
 
     def env(self) -> dict[str, str]:
         """The standard AWS variables a client (or the chart's init container) needs for this server."""
-        return {
+        env = {
             "AWS_ACCESS_KEY_ID": self.access_key_id,
             "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_REGION": "us-east-1",
         }
+        return env | ({"AWS_CA_BUNDLE": str(self.tls.cert)} if self.tls else {})
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -99,6 +110,7 @@ class S3Server:
                         f"{self.access_key_id},{self.secret_access_key}",
                         "--config",
                         os.devnull,
+                        *(["--cert", str(self.tls.cert), "--key", str(self.tls.key)] if self.tls else []),
                     ],
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -134,7 +146,8 @@ class S3Server:
         url = presign(self._config(), method, self.bucket, key)
         headers = {"Content-Length": str(size)} if size is not None else {}
         request = urllib.request.Request(url, data=body, method=method, headers=headers)
-        with urllib.request.urlopen(request, timeout=60) as response:
+        context = ssl.create_default_context(cafile=self.tls.cert) if self.tls else None
+        with urllib.request.urlopen(request, timeout=60, context=context) as response:
             return response.read()
 
     def _wait_listening(self) -> bool:

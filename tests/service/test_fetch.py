@@ -18,6 +18,7 @@ import pytest
 
 from tests.servers.flaky_http import FlakyHTTPServer, stall, status, truncate
 from tests.servers.s3_server import S3Server
+from tests.servers.tls import Certificate
 
 MODEL_API = Path(sys.executable).parent / "model-api"
 ARTIFACT = bytes(range(256)) * 4096 + b"the end"  # 1 MiB and a bit: several reads
@@ -151,6 +152,24 @@ def test_unverified_fetch_warns(flaky_http: FlakyHTTPServer, tmp_path: Path) -> 
     assert done.outcome()["sha256"] == DIGEST
 
 
+def test_https_trusted_through_ssl_cert_file(tls_certificate: Certificate, tmp_path: Path) -> None:
+    with FlakyHTTPServer(tls=tls_certificate) as https:
+        url = https.add("/model.onnx", ARTIFACT)
+        done = fetch_to(tmp_path, url, env={"SSL_CERT_FILE": str(tls_certificate.cert)})
+
+    assert done.code == 0, done.stderr
+    assert (tmp_path / "model.onnx").read_bytes() == ARTIFACT
+
+
+def test_s3_over_https_trusted_through_aws_ca_bundle(tls_certificate: Certificate, tmp_path: Path) -> None:
+    with S3Server(tmp_path / "s3", tls=tls_certificate) as s3:
+        uri = s3.put("tls/model.onnx", ARTIFACT)
+        done = fetch_to(tmp_path / "model", uri, env=s3.env())
+
+    assert (s3.endpoint_url.startswith("https://"), done.code) == (True, 0), done.stderr
+    assert (tmp_path / "model" / "model.onnx").read_bytes() == ARTIFACT
+
+
 # --- 2: bad arguments or configuration ------------------------------------------------------------------
 
 
@@ -243,6 +262,15 @@ def test_connection_refused_exits_3(flaky_http: FlakyHTTPServer, tmp_path: Path)
     failed = fetch_to(tmp_path, url, *FAST_RETRIES)
 
     assert (failed.code, failed.outcome()["attempts"]) == (3, 3), failed.stderr
+
+
+def test_untrusted_certificate_exits_3_without_retrying(tls_certificate: Certificate, tmp_path: Path) -> None:
+    with FlakyHTTPServer(tls=tls_certificate) as https:
+        url = https.add("/model.onnx", ARTIFACT)
+        failed = fetch_to(tmp_path, url, *FAST_RETRIES)
+
+    assert (failed.code, failed.outcome()["attempts"]) == (3, 1), failed.stderr
+    assert "TLS certificate not trusted" in failed.outcome()["message"]
 
 
 def test_missing_s3_object_exits_3(s3_server: S3Server, tmp_path: Path) -> None:
