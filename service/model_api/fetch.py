@@ -25,6 +25,7 @@ from model_api.storage import (
     CHUNK_BYTES,
     EXIT_CONFIG,
     AtomicFile,
+    ByteStream,
     ConfigError,
     Deadline,
     IntegrityError,
@@ -102,7 +103,10 @@ def fetch(
         "size": size,
         "fetched_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    write_atomically(marker_path(target), json.dumps(marker, indent=2).encode() + b"\n")
+    try:
+        write_atomically(marker_path(target), json.dumps(marker, indent=2).encode() + b"\n")
+    except OSError as error:
+        raise ConfigError(f"cannot write {dest}: {error.strerror or error}") from None
     return FetchResult(target, digest, size, False, attempts, time.monotonic() - began)
 
 
@@ -152,23 +156,29 @@ def _download(
 ) -> tuple[str, int]:
     stream = open_stream(location, deadline, limits)
     try:
-        if stream.size is not None and stream.size > limits.max_bytes:
-            raise IntegrityError(
-                f"{location.display} is {stream.size} bytes, over the {limits.max_bytes} limit"
-            )
-        with AtomicFile(target) as out:
-            actual, size = copy_hashed(stream, out.file, limits.max_bytes, location)
-            if stream.size is not None and size != stream.size:
-                raise TransferError(
-                    f"{location.display}: truncated body ({size} of {stream.size} bytes)", transient=True
-                )
-            if expected is not None and actual != expected:
-                raise IntegrityError(
-                    f"{location.display}: sha256 {actual} ({size} bytes) is not the pinned {expected}"
-                )
-            out.commit()
+        return _write_verified(stream, location, target, expected, limits)
+    except OSError as error:  # the destination, not the transfer: not writable, or full (its sizeLimit)
+        raise ConfigError(f"cannot write {target.parent}: {error.strerror or error}") from None
     finally:
         stream.close()
+
+
+def _write_verified(
+    stream: ByteStream, location: Location, target: Path, expected: str | None, limits: Limits
+) -> tuple[str, int]:
+    if stream.size is not None and stream.size > limits.max_bytes:
+        raise IntegrityError(f"{location.display} is {stream.size} bytes, over the {limits.max_bytes} limit")
+    with AtomicFile(target) as out:
+        actual, size = copy_hashed(stream, out.file, limits.max_bytes, location)
+        if stream.size is not None and size != stream.size:
+            raise TransferError(
+                f"{location.display}: truncated body ({size} of {stream.size} bytes)", transient=True
+            )
+        if expected is not None and actual != expected:
+            raise IntegrityError(
+                f"{location.display}: sha256 {actual} ({size} bytes) is not the pinned {expected}"
+            )
+        out.commit()
     return actual, size
 
 

@@ -201,7 +201,7 @@ def open_stream(location: Location, deadline: Deadline, limits: Limits) -> ByteS
         assert location.path is not None
         try:
             handle = location.path.open("rb")
-            return _FileStream(handle, os.fstat(handle.fileno()).st_size)
+            return _FileStream(handle, os.fstat(handle.fileno()).st_size, location.display)
         except OSError as error:
             raise TransferError(f"{location.display}: {error.strerror}", transient=False) from None
     if location.scheme == "s3":
@@ -357,12 +357,16 @@ def upload_file(
 
 
 class _FileStream:
-    def __init__(self, handle: BinaryIO, size: int) -> None:
+    def __init__(self, handle: BinaryIO, size: int, display: str) -> None:
         self._handle = handle
+        self._display = display
         self.size: int | None = size
 
     def read(self, n: int) -> bytes:
-        return self._handle.read(n)
+        try:
+            return self._handle.read(n)
+        except OSError as error:
+            raise TransferError(f"{self._display}: {error.strerror or error}", transient=False) from None
 
     def close(self) -> None:
         self._handle.close()

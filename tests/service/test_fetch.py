@@ -195,6 +195,17 @@ def test_bad_arguments_exit_2(args: list[str], named: str, tmp_path: Path) -> No
     assert listing(tmp_path / "model") == []
 
 
+def test_a_destination_that_cannot_take_the_file_exits_2(flaky_http: FlakyHTTPServer, tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").mkdir()  # the final name is taken by a directory: the rename must fail
+    url = flaky_http.add("/model.onnx", ARTIFACT)
+
+    failed = fetch_to(tmp_path, url, *FAST_RETRIES)
+
+    assert (failed.code, flaky_http.hits("/model.onnx")) == (2, 1), failed.stderr
+    assert f"cannot write {tmp_path}" in failed.outcome()["message"]
+    assert listing(tmp_path) == ["model.onnx"]  # no temporary file left beside it
+
+
 def test_missing_required_option_exits_2(tmp_path: Path) -> None:
     assert fetch("--dest", str(tmp_path)).code == 2
 
