@@ -7,10 +7,14 @@ retry policy and the error classes are the same for every scheme. Errors carry t
 `model-api fetch` and `model-api batch` end with, and their messages never contain credentials, a
 presigned query string or URL userinfo: `Location.display` is the form that is safe to log.
 
-    location = parse_uri("s3://models/iris/model.onnx")
-    deadline = Deadline(limits.deadline)
-    stream = retrying(lambda attempt: open_stream(location, deadline, limits), deadline, limits, location)
     upload_file(Path("part-00000-of-00004.jsonl"), "s3://scores/2026-11-29/part-00000-of-00004.jsonl")
+
+To read a remote object, model_api.fetch.fetch() it into a local directory (verified, cached, retried)
+and open the file; open_stream() is one attempt, for code that brings its own retry loop:
+
+    location, limits = parse_uri("s3://models/iris/model.onnx"), Limits(deadline=300)
+    deadline = Deadline(limits.deadline)
+    stream, attempts = retrying(lambda _: open_stream(location, deadline, limits), deadline, limits, location)
 """
 
 from __future__ import annotations
@@ -170,6 +174,10 @@ def parse_uri(uri: str, *, allow_insecure_http: bool = False) -> Location:
             raise ConfigError(f"{display}: plain http is refused; use https or pass --allow-insecure-http")
         if not parts.hostname:
             raise ConfigError(f"{display}: no host")
+        if parts.username or parts.password:  # never sent as Basic auth, so refused rather than ignored
+            raise ConfigError(
+                f"{display}: credentials in the URI are not supported (the log never shows them)"
+            )
         return Location(scheme, uri, _name(unquote(parts.path), display), display)
     raise ConfigError(f"{display}: unsupported scheme {scheme!r} (https, http, s3, file or a path)")
 
