@@ -34,7 +34,7 @@ from tests.servers.s3_server import S3Server
     [
         ("https://models.example/iris/v2/model.onnx", "https", "model.onnx", None),
         (
-            "https://u:p@models.example/a%20b.onnx?sig=x#f",
+            "https://models.example/a%20b.onnx?sig=x#f",
             "https",
             "a b.onnx",
             "https://models.example/a%20b.onnx?…",
@@ -55,6 +55,12 @@ def test_plain_http_needs_permission() -> None:
     with pytest.raises(ConfigError, match="--allow-insecure-http"):
         parse_uri("http://models.example/model.onnx")
     assert parse_uri("http://models.example/model.onnx", allow_insecure_http=True).remote
+
+
+def test_credentials_in_a_url_are_refused_unshown() -> None:
+    with pytest.raises(ConfigError, match="credentials in the URI") as refused:
+        parse_uri("https://user:pa55word@models.example/model.onnx")
+    assert "pa55word" not in str(refused.value)
 
 
 def test_redact_keeps_plain_paths() -> None:
