@@ -19,6 +19,7 @@ and open the file; open_stream() is one attempt, for code that brings its own re
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -211,7 +212,7 @@ def open_stream(location: Location, deadline: Deadline, limits: Limits) -> ByteS
             handle = location.path.open("rb")
             return _FileStream(handle, os.fstat(handle.fileno()).st_size, location.display)
         except OSError as error:
-            raise TransferError(f"{location.display}: {error.strerror}", transient=False) from None
+            raise TransferError(f"{location.display}: {error.strerror or error}", transient=False) from None
     if location.scheme == "s3":
         config, context = _s3(location)
         url = presign(config, "GET", location.bucket, location.key)
@@ -238,10 +239,12 @@ def retrying(
                 raise
             wait = min(BACKOFF_CAP_SECONDS, limits.backoff * 2 ** (number - 1)) * random.uniform(0.5, 1.0)
             if deadline.remaining() <= wait:
-                raise TransferError(
+                final = TransferError(
                     f"{error}; no time for another attempt within the {deadline.seconds:g} s deadline",
                     transient=False,
-                ) from error
+                )
+                final.attempts = number
+                raise final from error
             logger.warning(
                 "attempt %d failed, retrying in %.1f s: %s",
                 number,
@@ -333,8 +336,8 @@ def upload_file(
 ) -> int:
     """Put a finished local file at `uri` (s3://bucket/key, file:// or a path), whole or not at all.
 
-    S3 stores an object only when its whole body has arrived (a truncated PUT is refused by its
-    Content-Length); a local target is written through AtomicFile. Returns the size in bytes.
+    S3 stores an object only when its whole body has arrived and matches its Content-Length and
+    Content-MD5; a local target is written through AtomicFile. Returns the size in bytes.
     """
     limits = limits or Limits()
     location = parse_uri(uri, allow_insecure_http=allow_insecure_http)
@@ -351,14 +354,24 @@ def upload_file(
         raise ConfigError(f"{source} is {size} bytes; one S3 PUT takes at most {MAX_SINGLE_PUT_BYTES}")
     config, context = _s3(location)
     deadline = Deadline(limits.deadline)
+    checksum = content_md5(source)
 
     def put(_: int) -> None:
         url = presign(config, "PUT", location.bucket, location.key)
         with source.open("rb") as body:
-            _http_put(url, body, size, location, deadline, limits, context)
+            _http_put(url, body, size, checksum, location, deadline, limits, context)
 
     retrying(put, deadline, limits, location)
     return size
+
+
+def content_md5(path: Path) -> str:
+    """The Content-MD5 header of a file's body: S3 refuses a PUT whose body does not match (BadDigest)."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as reader:
+        while chunk := reader.read(CHUNK_BYTES):
+            md5.update(chunk)
+    return base64.b64encode(md5.digest()).decode()
 
 
 # --- HTTP: one code path for https, http and S3 --------------------------------------------------------
@@ -450,6 +463,7 @@ def _http_put(
     url: str,
     body: BinaryIO,
     size: int,
+    checksum: str,
     location: Location,
     deadline: Deadline,
     limits: Limits,
@@ -460,7 +474,7 @@ def _http_put(
     try:
         with _transfer_errors(location, "upload stalled", client):
             client.putrequest("PUT", connection.target, skip_accept_encoding=True)
-            for name, value in {**_headers(), "Content-Length": str(size)}.items():
+            for name, value in {**_headers(), "Content-Length": str(size), "Content-MD5": checksum}.items():
                 client.putheader(name, value)
             client.endheaders()
             while chunk := body.read(CHUNK_BYTES):

@@ -182,6 +182,20 @@ def test_upload_to_s3(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.M
     assert s3_server.get("scores/part-00000-of-00002.jsonl") == part.read_bytes()
 
 
+def test_an_upload_that_arrives_damaged_is_not_stored(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    part = tmp_path / "part.jsonl"
+    part.write_bytes(b'{"row": 0}\n')
+    monkeypatch.setattr(storage, "content_md5", lambda _: "1B2M2Y8AsgTpgAmY7PhCfg==")  # the MD5 of b""
+
+    with pytest.raises(TransferError, match="BadDigest"):
+        upload_file(part, s3_server.uri("damaged/part.jsonl"), limits=Limits(retries=0))
+    assert not s3_server.exists("damaged/part.jsonl")
+
+
 def test_upload_to_a_local_path(tmp_path: Path) -> None:
     part = tmp_path / "part.jsonl"
     part.write_bytes(b"rows\n")
