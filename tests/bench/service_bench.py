@@ -40,7 +40,7 @@ from typing import IO
 
 import psutil
 
-from loadtest.localpod import free_port
+from loadtest.chart.localpod import free_port
 
 CONNECTIONS = 16
 WARMUP_SECONDS = 3

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from model_api.settings import describe
 
-from loadtest.localpod import free_port
+from loadtest.chart.localpod import free_port
 from tests.service.server_process import MODEL_API, ServerProcess
 
 pytestmark = pytest.mark.slow
