@@ -62,11 +62,18 @@ def _settings_table() -> str:
     return "\n".join(lines)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _settings_from_env() -> Settings | None:
+    """The settings, or None once the bad variable is named on stderr (the command then exits 2)."""
     try:
-        settings = Settings.from_env()
+        return Settings.from_env()
     except SettingsError as error:
         print(f"model-api: error: {error}", file=sys.stderr)
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings_from_env()
+    if settings is None:
         return 2
     if args.port is not None and not 1 <= args.port <= 65535:
         print(f"model-api: error: --port {args.port} must be between 1 and 65535", file=sys.stderr)
@@ -149,10 +156,8 @@ def _quantity(text: str) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    try:
-        settings = Settings.from_env()
-    except SettingsError as error:
-        print(f"model-api: error: {error}", file=sys.stderr)
+    settings = _settings_from_env()  # for the log level and format
+    if settings is None:
         return 2
     from model_api.fetch import run
     from model_api.logs import configure_logging

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
-from loadtest.localpod import LOOPBACK
+from loadtest.chart.localpod import LOOPBACK
 from tests.servers.tls import Certificate
 
 STALL_LIMIT_SECONDS = 600.0  # a stalled handler gives up by itself even if the server is never stopped

@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from model_api.s3 import S3Config, presign
 
-from loadtest.localpod import LOOPBACK, free_port
+from loadtest.chart.localpod import LOOPBACK, free_port
 from tests.servers.tls import Certificate
 
 RCLONE = Path(sys.executable).parent / "rclone"

@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.localpod import LOOPBACK
+from loadtest.chart.localpod import LOOPBACK
 
 
 @dataclass(frozen=True)
