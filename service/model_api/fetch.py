@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import re
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,8 @@ from model_api.storage import (
     open_stream,
     parse_uri,
     redact,
+    remove_abandoned,
     retrying,
-    temp_prefix,
     write_atomically,
 )
 
@@ -92,7 +93,7 @@ def fetch(
     if cached is not None:
         return FetchResult(target, cached[0], cached[1], True, 0, time.monotonic() - began)
 
-    _remove_stale_temps(target, limits)
+    remove_abandoned(target)
     deadline = Deadline(limits.deadline)
     (digest, size), attempts = retrying(
         lambda _: _download(location, target, expected, deadline, limits), deadline, limits, location
@@ -182,17 +183,6 @@ def _write_verified(
     return actual, size
 
 
-def _remove_stale_temps(target: Path, limits: Limits) -> None:
-    """Temporary files a killed run left behind; one younger than a deadline may be a live run's."""
-    cutoff = time.time() - limits.deadline
-    for stale in target.parent.glob(f"{temp_prefix(target)}*.part"):
-        try:
-            if stale.stat().st_mtime < cutoff:
-                stale.unlink()
-        except OSError:
-            continue
-
-
 def run(
     uri: str,
     dest: Path,
@@ -202,9 +192,14 @@ def run(
     allow_unverified: bool,
     limits: dict[str, float],
 ) -> int:
-    """`model-api fetch`: one log line for the outcome, and the exit code (0, 2, 3 or 4)."""
+    """`model-api fetch`: one log line for the outcome, and the exit code (0, 2, 3 or 4).
+
+    SIGTERM (the kubelet ending the pod) unwinds like an exception, so the temporary file goes too;
+    the process then ends with 143, as a default SIGTERM death would be reported.
+    """
     began = time.monotonic()
     display = redact(uri)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         result = fetch(
             uri,
@@ -243,3 +238,8 @@ def run(
         },
     )
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    logger.error("fetch stopped by SIGTERM", extra={"exit_code": 128 + signum})
+    raise SystemExit(128 + signum)

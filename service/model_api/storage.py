@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import http.client
 import logging
@@ -259,13 +260,16 @@ def retrying(
 class AtomicFile:
     """A temporary file beside `target` that takes the target's name only on commit(), after an fsync.
 
-    Leaving the block without commit() removes it, so no partial file ever carries the final name.
+    Leaving the block without commit() removes it, so no partial file ever carries the final name. The
+    temporary file is locked while it lives, so remove_abandoned() can tell a killed writer's leftovers
+    from a live writer's file.
     """
 
     def __init__(self, target: Path) -> None:
         self.target = target
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix(target), suffix=".part")
         self.temp = Path(name)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel however this process ends
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide a model from a container running as another user
         self.file: BinaryIO = os.fdopen(fd, "wb")
         self._committed = False
@@ -292,6 +296,20 @@ class AtomicFile:
 def temp_prefix(target: Path) -> str:
     """The prefix of AtomicFile's temporary names for `target` (hidden, so a directory scan skips them)."""
     return f".{target.name}."
+
+
+def remove_abandoned(target: Path) -> list[Path]:
+    """Remove the temporary files for `target` that no live AtomicFile holds (a SIGKILLed writer's)."""
+    removed = []
+    for temp in target.parent.glob(f"{temp_prefix(target)}*.part"):
+        try:
+            with temp.open("rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its writer lives
+                temp.unlink()
+                removed.append(temp)
+        except OSError:
+            continue
+    return removed
 
 
 def fsync_dir(directory: Path) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +292,60 @@ def test_missing_s3_object_exits_3(s3_server: S3Server, tmp_path: Path) -> None:
     assert failed.code == 3, failed.stderr
     assert "HTTP 404" in failed.outcome()["message"]
     assert "NoSuchKey" in failed.outcome()["message"]
+
+
+# --- the kubelet's signals -----------------------------------------------------------------------------
+
+
+def start_fetch(dest: Path, url: str) -> subprocess.Popen[str]:
+    """A fetch in the background, returned once its temporary file exists (it is mid-transfer)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_API_"))}
+    process = subprocess.Popen(
+        [
+            str(MODEL_API),
+            "fetch",
+            "--uri",
+            url,
+            "--sha256",
+            DIGEST,
+            "--dest",
+            str(dest),
+            "--allow-insecure-http",
+        ],
+        env={**environ, "MODEL_API_LOG_FORMAT": "json"},
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    waited = 0.0
+    while not list(dest.glob(".model.onnx.*.part")) and process.poll() is None and waited < PROCESS_TIMEOUT:
+        time.sleep(0.05)
+        waited += 0.05
+    assert process.poll() is None, f"fetch ended with {process.returncode} before its transfer started"
+    return process
+
+
+def test_sigterm_mid_transfer_leaves_no_temporary_file(flaky_http: FlakyHTTPServer, tmp_path: Path) -> None:
+    process = start_fetch(tmp_path, flaky_http.add("/model.onnx", ARTIFACT, stall(after=4096)))
+
+    process.send_signal(signal.SIGTERM)
+
+    assert process.wait(timeout=PROCESS_TIMEOUT) == 128 + signal.SIGTERM
+    assert listing(tmp_path) == []
+
+
+def test_a_sigkilled_runs_temporary_file_is_removed_by_the_next_run(
+    flaky_http: FlakyHTTPServer, tmp_path: Path
+) -> None:
+    url = flaky_http.add("/model.onnx", ARTIFACT, stall(after=4096))
+    process = start_fetch(tmp_path, url)
+    process.kill()
+    process.wait(timeout=PROCESS_TIMEOUT)
+    abandoned = [name for name in listing(tmp_path) if name.endswith(".part")]
+
+    rerun = fetch_to(tmp_path, url)
+
+    assert (len(abandoned), rerun.code) == (1, 0), rerun.stderr
+    assert listing(tmp_path) == ["model.onnx", "model.onnx.fetched.json"]
 
 
 # --- 4: integrity ---------------------------------------------------------------------------------------

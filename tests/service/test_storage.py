@@ -215,6 +215,16 @@ def test_upload_to_https_is_refused(tmp_path: Path) -> None:
         upload_file(part, "https://models.example/part.jsonl")
 
 
+def test_only_abandoned_temporary_files_are_removed(tmp_path: Path) -> None:
+    target = tmp_path / "model.onnx"
+    abandoned = tmp_path / f"{storage.temp_prefix(target)}killed.part"  # no live writer holds its lock
+    abandoned.write_bytes(b"half")
+
+    with AtomicFile(target) as live:
+        removed = storage.remove_abandoned(target)
+        assert (removed, live.temp.exists()) == ([abandoned], True)
+
+
 def test_atomic_file_leaves_nothing_when_not_committed(tmp_path: Path) -> None:
     target = tmp_path / "model.onnx"
     with pytest.raises(RuntimeError), AtomicFile(target) as out:
