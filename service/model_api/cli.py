@@ -174,7 +174,7 @@ def _fetch(args: argparse.Namespace) -> int:
     return run(
         args.uri,
         args.dest,
-        sha256=args.sha256,
+        sha256=args.sha256 or None,  # an empty value (a template with no digest) is no pin
         allow_insecure_http=args.allow_insecure_http,
         allow_unverified=args.allow_unverified,
         limits=limits,

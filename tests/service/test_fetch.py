@@ -179,6 +179,7 @@ def test_s3_over_https_trusted_through_aws_ca_bundle(tls_certificate: Certificat
     ("args", "named"),
     [
         (["--uri", "https://models.example/iris.onnx"], "--sha256 is required"),
+        (["--uri", "https://models.example/iris.onnx", "--sha256", ""], "--sha256 is required"),
         (["--uri", "s3://models/iris.onnx", "--sha256", "abc123"], "--sha256 must be 64 hexadecimal"),
         (["--uri", "http://models.example/iris.onnx", "--sha256", DIGEST], "--allow-insecure-http"),
         (["--uri", "ftp://models.example/iris.onnx", "--sha256", DIGEST], "unsupported scheme"),
@@ -187,7 +188,17 @@ def test_s3_over_https_trusted_through_aws_ca_bundle(tls_certificate: Certificat
         (["--uri", "https://models.example/m.onnx", "--sha256", DIGEST, "--deadline", "0"], "deadline"),
         (["--uri", "s3://models/iris.onnx", "--sha256", DIGEST], "no S3 credentials"),
     ],
-    ids=["no-sha256", "bad-sha256", "http", "ftp", "s3-prefix", "no-name", "zero-deadline", "no-credentials"],
+    ids=[
+        "no-sha256",
+        "empty-sha256",
+        "bad-sha256",
+        "http",
+        "ftp",
+        "s3-prefix",
+        "no-name",
+        "zero-deadline",
+        "no-credentials",
+    ],
 )
 def test_bad_arguments_exit_2(args: list[str], named: str, tmp_path: Path) -> None:
     failed = fetch(*args, "--dest", str(tmp_path / "model"))
