@@ -115,12 +115,16 @@ def _add_fetch(commands: argparse._SubParsersAction) -> None:
         "or a plain path. Logs one line for the outcome (MODEL_API_LOG_FORMAT, MODEL_API_LOG_LEVEL).",
         epilog="exit codes: 0 done or cache hit; 2 bad arguments or configuration; 3 transfer failed after "
         "retries (network, HTTP status, timeout, truncated body); 4 integrity (digest mismatch, size over "
-        "--max-bytes)",
+        "--max-bytes); 143 stopped by SIGTERM (no temporary file left)",
     )
     fetch.add_argument("--uri", required=True, help="where the artifact is")
     fetch.add_argument("--dest", required=True, type=Path, help="directory to write it into")
     fetch.add_argument("--sha256", help="expected SHA-256 (hex); required for remote URIs")
-    fetch.add_argument("--allow-unverified", action="store_true", help="fetch a remote URI with no --sha256")
+    fetch.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="fetch a remote URI with no --sha256 (development only; logged as a warning)",
+    )
     fetch.add_argument("--allow-insecure-http", action="store_true", help="accept plain http:// URIs")
     fetch.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default: 10)")
     fetch.add_argument("--read-timeout", type=float, default=30.0, help="seconds without data (default: 30)")
