@@ -267,9 +267,13 @@ class AtomicFile:
 
     def __init__(self, target: Path) -> None:
         self.target = target
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix(target), suffix=".part")
+        while True:
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix(target), suffix=".part")
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel however this process ends
+            if _same_file(fd, name):
+                break
+            os.close(fd)  # another run's remove_abandoned() took it before it was locked: make another
         self.temp = Path(name)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel however this process ends
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide a model from a container running as another user
         self.file: BinaryIO = os.fdopen(fd, "wb")
         self._committed = False
@@ -296,6 +300,13 @@ class AtomicFile:
 def temp_prefix(target: Path) -> str:
     """The prefix of AtomicFile's temporary names for `target` (hidden, so a directory scan skips them)."""
     return f".{target.name}."
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def remove_abandoned(target: Path) -> list[Path]:

@@ -305,6 +305,23 @@ def test_missing_s3_object_exits_3(s3_server: S3Server, tmp_path: Path) -> None:
     assert "NoSuchKey" in failed.outcome()["message"]
 
 
+def test_parallel_fetches_into_one_directory_all_succeed(flaky_http: FlakyHTTPServer, tmp_path: Path) -> None:
+    # As batch shards started side by side on one machine do: each writes its own temporary file.
+    url = flaky_http.add("/model.onnx", ARTIFACT)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_API_"))}
+    command = [str(MODEL_API), "fetch", "--uri", url, "--sha256", DIGEST, "--dest", str(tmp_path)]
+    processes = [
+        subprocess.Popen([*command, "--allow-insecure-http"], env=environ, stderr=subprocess.DEVNULL)
+        for _ in range(4)
+    ]
+
+    codes = [process.wait(timeout=PROCESS_TIMEOUT) for process in processes]
+
+    assert codes == [0, 0, 0, 0]
+    assert listing(tmp_path) == ["model.onnx", "model.onnx.fetched.json"]
+    assert (tmp_path / "model.onnx").read_bytes() == ARTIFACT
+
+
 # --- the kubelet's signals -----------------------------------------------------------------------------
 
 
