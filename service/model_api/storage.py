@@ -80,6 +80,7 @@ class TransferError(StorageError):
     def __init__(self, message: str, *, transient: bool) -> None:
         super().__init__(message)
         self.transient = transient
+        self.retry_after: float | None = None  # what a 429 or 503 asked for, in seconds
 
 
 class IntegrityError(StorageError):
@@ -239,6 +240,7 @@ def retrying(
             if not isinstance(error, TransferError) or not error.transient or number > limits.retries:
                 raise
             wait = min(BACKOFF_CAP_SECONDS, limits.backoff * 2 ** (number - 1)) * random.uniform(0.5, 1.0)
+            wait = max(wait, error.retry_after or 0.0)  # a server that says when to come back is believed
             if deadline.remaining() <= wait:
                 final = TransferError(
                     f"{error}; no time for another attempt within the {deadline.seconds:g} s deadline",
@@ -281,9 +283,9 @@ class AtomicFile:
     def commit(self) -> None:
         self.file.flush()
         os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.temp, self.target)
+        os.replace(self.temp, self.target)  # before close(), which drops the lock that guards the name
         self._committed = True
+        self.file.close()
         fsync_dir(self.target.parent)
 
     def __enter__(self) -> AtomicFile:
@@ -316,8 +318,9 @@ def remove_abandoned(target: Path) -> list[Path]:
         try:
             with temp.open("rb") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its writer lives
-                temp.unlink()
-                removed.append(temp)
+                if _same_file(handle.fileno(), str(temp)):  # not renamed away meanwhile
+                    temp.unlink()
+                    removed.append(temp)
         except OSError:
             continue
     return removed
@@ -599,10 +602,14 @@ def _status_error(
     connection.close()
     code = _S3_ERROR_CODE.search(head)
     detail = f" ({code.group(1).decode()})" if code else ""
-    return TransferError(
+    error = TransferError(
         f"{location.display}: HTTP {response.status} {response.reason}{detail}",
         transient=response.status in TRANSIENT_STATUSES,
     )
+    retry_after = (response.getheader("Retry-After") or "").strip()
+    if retry_after.isdigit():  # the seconds form; an HTTP date is rare from object stores and ignored
+        error.retry_after = float(retry_after)
+    return error
 
 
 def _s3(location: Location) -> tuple[S3Config, ssl.SSLContext | None]:

@@ -30,14 +30,15 @@ class Answer:
     status: int = 200
     body_bytes: int | None = None  # send only this many bytes of the body (None: all of it)
     stall: bool = False  # after those bytes, keep the connection open and silent instead of closing it
+    retry_after: int | None = None  # a Retry-After header (seconds) on an error status
 
 
 OK = Answer()
 
 
-def status(code: int) -> Answer:
-    """Answer with this status and a short text body instead of the artifact."""
-    return Answer(status=code)
+def status(code: int, *, retry_after: int | None = None) -> Answer:
+    """Answer with this status and a short text body instead of the artifact (and Retry-After if given)."""
+    return Answer(status=code, retry_after=retry_after)
 
 
 def truncate(after: int) -> Answer:
@@ -133,7 +134,8 @@ class FlakyHTTPServer:
                     return
                 answer, body = planned
                 if answer.status != 200:
-                    self._send(answer.status, f"scripted {answer.status}\n".encode())
+                    retry = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else {}
+                    self._send(answer.status, f"scripted {answer.status}\n".encode(), retry)
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
@@ -144,8 +146,10 @@ class FlakyHTTPServer:
                 if answer.stall:
                     server._stopped.wait(STALL_LIMIT_SECONDS)
 
-            def _send(self, code: int, text: bytes) -> None:
+            def _send(self, code: int, text: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(code)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(text)))
                 self.end_headers()

@@ -143,6 +143,16 @@ def test_retry_succeeds_after_500_then_200(flaky_http: FlakyHTTPServer, tmp_path
     assert (tmp_path / "model.onnx").read_bytes() == ARTIFACT
 
 
+def test_retry_after_is_honoured(flaky_http: FlakyHTTPServer, tmp_path: Path) -> None:
+    url = flaky_http.add("/model.onnx", ARTIFACT, status(429, retry_after=1))
+
+    done = fetch_to(tmp_path, url, *FAST_RETRIES)
+
+    retries = [line["message"] for line in done.lines if line["level"] == "warning"]
+    assert (done.code, len(retries)) == (0, 1), done.stderr
+    assert "retrying in 1.0 s" in retries[0]  # not the 0.05 s backoff asked for on the command line
+
+
 def test_unverified_fetch_warns(flaky_http: FlakyHTTPServer, tmp_path: Path) -> None:
     url = flaky_http.add("/model.onnx", ARTIFACT)
 
