@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from model_api import __version__
+from model_api.batch import command as batch_command
 from model_api.settings import DEFAULT_MODEL_PATH, Settings, SettingsError, describe
 
 
@@ -48,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--url", required=True, help="base URL, e.g. http://model-api:8080")
     check.add_argument("--timeout", type=float, default=5.0, help="seconds per request (default: 5)")
     check.set_defaults(func=_check)
+
+    batch_command.add_parser(commands)
     return parser
 
 
