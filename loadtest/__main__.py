@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each module defines register(subparsers), setting `func(args) -> int` on the parsers it adds.
-COMMAND_MODULES = ("loadtest.runner", "loadtest.predict_cli", "loadtest.demo")
+COMMAND_MODULES = ("loadtest.load.runner", "loadtest.commands.predict", "loadtest.commands.demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

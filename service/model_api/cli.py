@@ -1,4 +1,4 @@
-"""The `model-api` command: serve, train, check."""
+"""The `model-api` command: serve, train, package, check."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="model-api", description="The iris model service.")
+    parser = argparse.ArgumentParser(prog="model-api", description="The model service.")
     parser.add_argument("--version", action="version", version=f"model-api {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -41,10 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=_train)
 
+    _add_package(commands)
+
     check = commands.add_parser(
         "check",
-        help="smoke-test a running service (readiness, then one classification)",
-        description="GET /readyz, then the reference classification; sends MODEL_API_API_KEY when set.",
+        help="smoke-test a running service (readiness, model metadata, one inference)",
+        description="GET /readyz, the V2 model metadata, then one V2 inference of zeros shaped by that "
+        "metadata (and the reference classification for the iris model); sends MODEL_API_API_KEY when set.",
     )
     check.add_argument("--url", required=True, help="base URL, e.g. http://model-api:8080")
     check.add_argument("--timeout", type=float, default=5.0, help="seconds per request (default: 5)")
@@ -87,6 +90,67 @@ def _train(args: argparse.Namespace) -> int:
 
     metadata = train(args.out)
     print(f"wrote {args.out} (training accuracy {metadata['training_accuracy']})")
+    return 0
+
+
+def _add_package(commands: argparse._SubParsersAction) -> None:
+    package = commands.add_parser(
+        "package",
+        help="package a scikit-learn model (or an ONNX file) as model.onnx + model-settings.json",
+        description=(
+            "Convert a fitted scikit-learn estimator or pipeline saved with joblib to ONNX, check that "
+            "onnxruntime gives scikit-learn's answers on sample rows (the max abs difference of every output "
+            "is printed; above --tolerance nothing is written, exit 1), and write DIR/model.onnx (settings "
+            "embedded) and DIR/model-settings.json. With --onnx, add settings to an existing ONNX file. "
+            "WARNING: loading a joblib/pickle file runs code from it; package only files you made or trust."
+        ),
+    )
+    package.add_argument("estimator", nargs="?", type=Path, help="the joblib file of a fitted estimator")
+    package.add_argument("--onnx", type=Path, help="an existing ONNX file to add settings to (no estimator)")
+    package.add_argument("--out", type=Path, required=True, help="output directory")
+    package.add_argument("--name", help="model name recorded in the settings")
+    package.add_argument("--version", dest="model_version", help="model version (letters, digits, . _ -)")
+    package.add_argument("--description", help="one line saying what the model does")
+    package.add_argument("--features", default="", help="comma-separated feature names")
+    package.add_argument("--class-names", default="", help="comma-separated class names, by class index")
+    package.add_argument(
+        "--describe-input", action="append", default=[], metavar="NAME=TEXT", help="describe one input"
+    )
+    package.add_argument("--sample", type=Path, help="rows for the parity check: .npy, or CSV")
+    package.add_argument(
+        "--tolerance", type=float, default=1e-3, help="largest max abs difference accepted (default: 1e-3)"
+    )
+    package.set_defaults(func=_package)
+
+
+def _package(args: argparse.Namespace) -> int:
+    from model_api import package
+
+    if (args.estimator is None) == (args.onnx is None):
+        print(
+            "model-api package: error: give an estimator file or --onnx FILE (one of them)", file=sys.stderr
+        )
+        return 2
+    try:
+        settings = package.settings_from_args(
+            name=args.name,
+            version=args.model_version,
+            description=args.description,
+            features=[f.strip() for f in args.features.split(",") if f.strip()],
+            class_names=[c.strip() for c in args.class_names.split(",") if c.strip()],
+            input_descriptions=args.describe_input,
+        )
+        if args.onnx is not None:
+            package.package_onnx(args.onnx, args.out, settings)
+            return 0
+        sample = package.read_sample(args.sample) if args.sample is not None else None
+        package.package_estimator(args.estimator, args.out, settings, sample=sample, tolerance=args.tolerance)
+    except package.PackageError as error:
+        print(f"model-api package: error: {error}", file=sys.stderr)
+        return 2
+    except package.ParityError as error:
+        print(f"model-api package: refused: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

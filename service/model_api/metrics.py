@@ -18,7 +18,9 @@ LATENCY = Histogram(
 IN_FLIGHT = Gauge(
     "model_api_requests_in_flight", "Requests being handled now (probes and /metrics excluded)."
 )
-PREDICTIONS = Counter("model_api_predictions", "Rows classified, by predicted class.", ["class_name"])
+PREDICTIONS = Counter(
+    "model_api_predictions", "Rows classified, by predicted class (classifiers only).", ["class_name"]
+)
 MODEL_INFO = Gauge(
     "model_api_model_info", "1 for the model artifact loaded and serving.", ["name", "version"]
 )
@@ -59,9 +61,14 @@ class PredictionCounter:
         self._children = [PREDICTIONS.labels(name) for name in class_names]
 
     def add(self, labels: np.ndarray) -> None:
+        """Count class indices; one outside the declared class names (a model/settings mismatch) is not."""
+        n = len(self._children)
         if len(labels) == 1:  # the common case, without numpy
-            self._children[int(labels[0])].inc()
+            label = int(labels[0])
+            if 0 <= label < n:
+                self._children[label].inc()
             return
-        for index, count in enumerate(np.bincount(labels, minlength=len(self._children)).tolist()):
+        known = labels[(labels >= 0) & (labels < n)]
+        for index, count in enumerate(np.bincount(known, minlength=n).tolist()):
             if count:
                 self._children[index].inc(count)

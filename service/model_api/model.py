@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
 
 from model_api import model_settings
 from model_api.model_settings import DEFAULT_VERSION, ModelSettings, ModelSettingsError
@@ -34,6 +35,10 @@ _PROBABILITIES_OUTPUT = "probabilities"  # and its probabilities with zipmap off
 
 class ModelLoadError(Exception):
     """The artifact cannot serve; the message says why."""
+
+
+class ModelInputError(ValueError):
+    """The runtime refused inputs that match the signature (e.g. inputs with different row counts)."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,10 @@ class OnnxModel:
                 got = "nothing" if array is None else f"{array.dtype} {list(array.shape)}"
                 raise ValueError(f"input {spec.name!r} needs {spec.datatype} {spec.shape_text()}, got {got}")
         names = self._output_names if outputs is None else list(outputs)
-        return dict(zip(names, self._session.run(names, inputs), strict=True))
+        try:
+            return dict(zip(names, self._session.run(names, inputs), strict=True))
+        except (InvalidArgument, Fail, RuntimeException) as exc:
+            raise ModelInputError(_first_line(exc)) from None
 
 
 def warm_up_inputs(signature: Signature) -> dict[str, np.ndarray]:

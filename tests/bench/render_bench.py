@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import kubernetes_validate
 
-from loadtest import kube_schema, release
+from loadtest.chart import kube_schema, release
 from tests.chart import helpers
 
 GOAL_MS = 10.0

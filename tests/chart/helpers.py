@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from loadtest import kube_schema, release
+from loadtest.chart import kube_schema, release
 
 Manifest = dict[str, Any]
 

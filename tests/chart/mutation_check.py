@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest import release
+from loadtest.chart import release
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import helm_python
 import pytest
 import yaml
 
-from loadtest.release import merge_values
+from loadtest.chart.release import merge_values
 from tests.chart import helpers
 from tests.chart.helpers import Manifest, find, get, render
 

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from loadtest import localpod, release
-from loadtest.localpod import LocalPod, LocalPodError, free_port
+from loadtest.chart import localpod, release
+from loadtest.chart.localpod import LocalPod, LocalPodError, free_port
 from tests.chart import helpers
 
 DOCKERFILE = Path(

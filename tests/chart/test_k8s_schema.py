@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest import kube_schema
+from loadtest.chart import kube_schema
 from tests.chart import helpers
 
 MINORS = kube_schema.chart_minors(helpers.CHART_DIR)

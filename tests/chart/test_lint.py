@@ -15,7 +15,7 @@ import yaml
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
-from loadtest import kube_schema, release
+from loadtest.chart import kube_schema, release
 from tests.chart import helpers
 
 CT_CONFIG = release.ROOT / "ct.yaml"

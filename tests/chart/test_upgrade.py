@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from loadtest.release import merge_values
+from loadtest.chart.release import merge_values
 from tests.chart import helpers
 from tests.chart.helpers import Manifest
 

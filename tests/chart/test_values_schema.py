@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from loadtest import release
+from loadtest.chart import release
 from tests.chart import helpers
 
 HOST = "api.example.com"

@@ -15,7 +15,7 @@ import pytest
 from model_api.openapi import openapi_document
 from model_api.settings import Settings, SettingsError, env_name
 
-from loadtest import localpod
+from loadtest.chart import localpod
 from tests.chart import helpers
 from tests.chart.helpers import Manifest, label, selects
 

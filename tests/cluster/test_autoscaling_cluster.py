@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import cluster, release
+from loadtest.chart import release
+from loadtest.cluster import helm as cluster
 from tests.loadtest.loadtest_process import LoadRun, run_loadtest
 
 pytestmark = pytest.mark.cluster

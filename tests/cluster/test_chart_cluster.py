@@ -17,7 +17,7 @@ from typing import Any
 import helm_python
 import pytest
 
-from loadtest import release
+from loadtest.chart import release
 from tests.chart import helpers
 
 pytestmark = pytest.mark.cluster

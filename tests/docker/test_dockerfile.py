@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import release
+from loadtest.chart import release
 from tests.docker.dockerfile import DOCKERFILE, ROOT, Dockerfile, build_context_files
 
 CONTAINER_COMMAND = ["model-api", "serve"]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.localpod import free_port
+from loadtest.chart.localpod import free_port
 from tests.docker.dockerfile import Dockerfile, copy_build_context
 
 pytestmark = pytest.mark.slow

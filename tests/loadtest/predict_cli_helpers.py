@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from loadtest import predict_cli
+from loadtest.commands import predict as predict_cli
 
 
 def run_cli(argv: list[str]) -> int:

@@ -18,8 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity
 
-from loadtest import release
-from loadtest.hpa_predictor import (
+from loadtest.autoscaling.spec import (
     Behavior,
     Controller,
     HpaSpec,
@@ -39,6 +38,7 @@ from loadtest.hpa_predictor import (
     validate_load,
     windowed_rps_per_pod,
 )
+from loadtest.chart import release
 from tests.loadtest.predict_cli_helpers import run_cli, write_hpa_values
 
 CPU = MetricTarget("cpu", average_utilization=100)

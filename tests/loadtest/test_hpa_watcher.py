@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 import pytest
 from kubernetes import client
 
-from loadtest import hpa_watcher
-from loadtest.hpa_watcher import (
+from loadtest.autoscaling import watcher as hpa_watcher
+from loadtest.autoscaling.watcher import (
     COLUMNS,
     METRICS_SERVER_HINT,
     HpaWatcher,

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from kubernetes import client
 
-from loadtest import cluster
+from loadtest.cluster import helm as cluster
 from tests.loadtest import loadtest_process
 from tests.loadtest.loadtest_process import LoadRun
 from tests.loadtest.stub_http import serving
@@ -35,7 +35,7 @@ from tests.service.server_process import ServerProcess
 
 os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")  # only the check functions are used in this process
 
-from loadtest.locustfile import KNOWN_ROWS, SPECIES, check_pi, check_species, check_v2_infer
+from loadtest.load.users import KNOWN_ROWS, SPECIES, check_pi, check_species, check_v2_infer
 
 RUN_TIMEOUT_S = 90  # a hung run fails the test instead of hanging the suite
 ENDPOINTS = {

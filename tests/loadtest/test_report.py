@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.cluster import live_scaling, problems_seen
-from loadtest.report import FigureText, Scaling, ScalingPoint, compute_verdicts, write_report
+from loadtest.cluster.helm import live_scaling, problems_seen
+from loadtest.report.files import FigureText, Scaling, ScalingPoint, compute_verdicts, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -10,7 +10,7 @@ import pytest
 # and patching after pytest's plugins imported ssl breaks (RecursionError). Load runs happen in subprocesses.
 os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")
 
-from loadtest.shapes import SHAPES, RampShape, ShapeParameterError, SoakShape, SpikeShape, StepShape
+from loadtest.load.shapes import SHAPES, RampShape, ShapeParameterError, SoakShape, SpikeShape, StepShape
 
 
 def tick_at(

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.hpa_predictor import Behavior, HpaSpec, MetricTarget
-from loadtest.sizing import SizingInput, SizingRow, predicted_p95, recommend, size, verify, with_cpu_target
+from loadtest.autoscaling.sizing import (
+    SizingInput,
+    SizingRow,
+    predicted_p95,
+    recommend,
+    size,
+    verify,
+    with_cpu_target,
+)
+from loadtest.autoscaling.spec import Behavior, HpaSpec, MetricTarget
 from tests.loadtest.predict_cli_helpers import run_cli, write_hpa_values
 
 # 400 rps x 5 ms = 2000 millicores at peak; 500m request; one core per pod; p95 8 ms at low load

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import psutil
 
-from loadtest.localpod import free_port
+from loadtest.chart.localpod import free_port
 
 MODEL_API = Path(sys.executable).parent / "model-api"
 

@@ -76,3 +76,27 @@ def test_model_info_load_time_ready_and_in_flight_are_exported(client: AsgiClien
     assert samples[("model_api_model_load_seconds", ())] > 0.0, "model load seconds"
     assert samples[("model_api_model_ready", ())] == 1.0, "model ready gauge"
     assert samples[("model_api_requests_in_flight", ())] == 0.0, "nothing in flight between requests"
+
+
+def test_a_regressor_counts_no_predictions_by_class(diabetes, make_app) -> None:
+    client = AsgiClient(make_app(model_path=diabetes.directory, model_name="diabetes"))
+    before = scrape(client)
+    result = client.post("/v1/models/diabetes:predict", json={"instances": diabetes.rows[:3].tolist()})
+    after = scrape(client)
+
+    counted = "model_api_predictions_total"
+    changed = {key for key in after if key[0] == counted and after[key] != before.get(key)}
+    assert (result.status, changed) == (200, set())
+
+
+def test_predictions_are_counted_when_only_probabilities_are_asked_for(client: AsgiClient) -> None:
+    body = {
+        "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [6.7, 3.0, 5.2, 2.3]}],
+        "outputs": [{"name": "probabilities"}],
+    }
+    before = scrape(client)
+    outputs = client.post("/v2/models/iris/infer", json=body).json()["outputs"]
+    after = scrape(client)
+
+    assert [o["name"] for o in outputs] == ["probabilities"], "only the requested output is returned"
+    assert delta(before, after, "model_api_predictions_total", class_name="Iris virginica") == 1.0

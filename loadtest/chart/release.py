@@ -13,7 +13,7 @@ from typing import Any
 import helm_python
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = ROOT / "charts" / "model-api"
 DEFAULT_RELEASE = "model-api"
 DEFAULT_NAMESPACE = "default"

@@ -16,8 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtest import release, sizing
-from loadtest.hpa_predictor import HpaSpec, SyncRow, predict, validate_load
+from loadtest.autoscaling import sizing
+from loadtest.autoscaling.spec import HpaSpec, SyncRow, predict, validate_load
+from loadtest.chart import release
 
 BAD_INPUT = 2
 

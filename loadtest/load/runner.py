@@ -29,9 +29,9 @@ from locust import User
 from locust.env import Environment
 from locust.stats import calculate_response_time_percentile, diff_response_time_dicts
 
-from loadtest import report
-from loadtest.locustfile import USER_CLASSES, ApiUser, pacing
-from loadtest.shapes import SHAPES, BoundedShape, ShapeParameterError
+from loadtest.load.shapes import SHAPES, BoundedShape, ShapeParameterError
+from loadtest.load.users import USER_CLASSES, ApiUser, pacing
+from loadtest.report import files as report
 
 Sample = Mapping[str, Any]
 Sampler = Callable[[], Sample]
@@ -419,7 +419,7 @@ def run_command(args: argparse.Namespace) -> int:
         samplers.append(ProcessCpuSampler(args.service_pid))
     watcher = None
     if args.watch_hpa:
-        from loadtest import cluster  # the kubernetes client only when a cluster is watched
+        from loadtest.cluster import helm as cluster  # the kubernetes client only when a cluster is watched
 
         try:
             watcher = cluster.connect_watcher(args.namespace, args.release, args.context)

@@ -28,12 +28,16 @@ from typing import Any
 
 import gevent
 import helm_python
+import locust  # noqa: F401  # first of ours: locust's gevent patching must precede any ssl import
 import psutil
 
-from loadtest import cluster, kube_schema, release, report, runner
-from loadtest.hpa_predictor import HpaSpec, HpaSpecError, SyncRow, predict
-from loadtest.localpod import LocalPod, LocalPodError, free_port
-from loadtest.shapes import StepShape
+from loadtest.autoscaling.spec import HpaSpec, HpaSpecError, SyncRow, predict
+from loadtest.chart import kube_schema, release
+from loadtest.chart.localpod import LocalPod, LocalPodError, free_port
+from loadtest.cluster import helm as cluster
+from loadtest.load import runner
+from loadtest.load.shapes import StepShape
+from loadtest.report import files as report
 
 DEV_VALUES = "values-dev.yaml"
 PROD_VALUES = "values-prod.yaml"

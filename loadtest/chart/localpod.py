@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from loadtest import release
+from loadtest.chart import release
 
 VENV_BIN = release.ROOT / ".venv" / "bin"
 INHERITED_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL")

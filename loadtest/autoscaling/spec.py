@@ -49,7 +49,7 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
-from loadtest import release
+from loadtest.chart import release
 
 SYNC_PERIOD = 15.0  # --horizontal-pod-autoscaler-sync-period
 TOLERANCE = 0.1  # --horizontal-pod-autoscaler-tolerance

@@ -28,8 +28,9 @@ from typing import Any
 
 import yaml
 
-from loadtest import release, report
-from loadtest.hpa_watcher import HpaWatcher, problems
+from loadtest.autoscaling.watcher import HpaWatcher, problems
+from loadtest.chart import release
+from loadtest.report import files as report
 
 # The dev release with autoscaling on and a short scale-down window, so a scale-down shows within minutes.
 CLUSTER_VALUES = ("values-dev.yaml",)
