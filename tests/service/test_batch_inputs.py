@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from model_api.batch.inputs import InputFormatError, Row, RowError, layout, read_rows, to_arrays
+from model_api.batch.inputs import InputFormatError, Row, RowError, convert, layout, read_rows
 from model_api.batch.shards import shard_of
 from model_api.signature import Signature, TensorSpec
 
@@ -71,7 +72,21 @@ def test_an_input_without_a_row_dimension_is_refused_by_name() -> None:
 
 
 def _rows(path: Path, fmt: str, signature: Signature = IRIS, features=FEATURES, start=0, stop=100):
-    return list(read_rows(path, fmt, layout(signature, features), start, stop))
+    """What the shard sees: rows read, converted in batches of 3, each good row's cells or an error."""
+    columns = layout(signature, features)
+    items = list(read_rows(path, fmt, columns, start, stop))
+    read = [item for item in items if isinstance(item, Row)]
+    seen = [item for item in items if isinstance(item, RowError)]
+    for offset in range(0, len(read), 3):
+        batch = convert(read[offset : offset + 3], columns)
+        seen += batch.errors + [
+            Row(row.row, tuple(list(map(_plain, c)) for c in row.cells)) for row in batch.rows
+        ]
+    return sorted(seen, key=lambda item: item.row)
+
+
+def _plain(value):
+    return float(value) if isinstance(value, str) else value
 
 
 def test_csv_columns_are_mapped_by_name_whatever_their_order(tmp_path: Path) -> None:
@@ -146,8 +161,23 @@ def test_a_file_that_is_not_parquet_is_a_format_error(tmp_path: Path) -> None:
 
 
 def test_rows_become_one_array_per_input_shaped_by_the_signature() -> None:
-    arrays = to_arrays([Row(0, ([40], [True])), Row(1, ([51], [False]))], layout(TWO_INPUTS, ()))
-    assert {k: (v.dtype.name, v.shape, v.tolist()) for k, v in arrays.items()} == {
+    batch = convert([Row(0, ([40], [True])), Row(1, ([51], ["0"]))], layout(TWO_INPUTS, ()))
+    assert {k: (v.dtype.name, v.shape, v.tolist()) for k, v in batch.arrays.items()} == {
         "age": ("int64", (2, 1), [[40], [51]]),
         "smoker": ("bool", (2, 1), [[True], [False]]),
     }
+
+
+def test_float_batches_convert_at_once_and_only_bad_rows_are_set_aside() -> None:
+    rows = [
+        Row(0, (["5.1", "3.5", "1.4", "0.2"],)),
+        Row(1, (["1", "inf", "3", "4"],)),
+        Row(2, (["6", "3", "4.8", "1.8"],)),
+    ]
+    batch = convert(rows, layout(IRIS, FEATURES))
+    assert [row.row for row in batch.rows] == [0, 2]
+    assert batch.errors == [RowError(1, "column 'sepal_width': 'inf' is not a finite number")]
+    assert (
+        batch.arrays["input"].tolist()
+        == np.array([[5.1, 3.5, 1.4, 0.2], [6, 3, 4.8, 1.8]], np.float32).tolist()
+    )

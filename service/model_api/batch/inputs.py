@@ -2,8 +2,9 @@
 
 The layout maps table columns to the model's inputs once (by the feature names of `model-settings.json`,
 by input names, or by position) and then converts every row alike, so the three formats differ only in
-how they produce raw cells. A bad row never stops the shard: it comes back as a `RowError` for the
-errors file. A file the layout cannot map at all (wrong header, unreadable Parquet) is an `InputFormatError`.
+how they produce raw cells; `convert` turns a batch of them into arrays. A bad row never stops the
+shard: it comes back as a `RowError` for the errors file. A file the layout cannot map at all (wrong
+header, unreadable Parquet) is an `InputFormatError`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class RowError:
 @dataclass(frozen=True)
 class Row:
     row: int
-    values: tuple[list[Any], ...]  # one flat list of converted cells per model input, signature order
+    cells: tuple[list[Any], ...]  # one flat list of cells per model input, in signature order
 
 
 @dataclass(frozen=True)
@@ -107,14 +108,54 @@ def read_rows(
         raise InputFormatError(f"--input-format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
-def to_arrays(rows: Sequence[Row], columns: tuple[InputColumns, ...]) -> dict[str, np.ndarray]:
-    """A batch of good rows as one array per input, shaped [rows, *row_shape]."""
+@dataclass(frozen=True)
+class Batch:
+    """Rows converted for the model: one array per input over `rows`; the rows that would not convert."""
+
+    arrays: dict[str, np.ndarray]
+    rows: list[Row]
+    errors: list[RowError]
+
+
+def convert(rows: Sequence[Row], columns: tuple[InputColumns, ...]) -> Batch:
+    """The batch as arrays shaped [rows, *row_shape]. Float inputs convert in one numpy call; a batch where
+    that fails (or yields a non-finite value) falls back to the per-cell rules for the rows at fault only."""
+    suspect: set[int] = set()
+    fast: dict[str, np.ndarray] = {}
+    for position, spec_columns in enumerate(columns):
+        if spec_columns.spec.dtype.kind != "f":
+            suspect = set(range(len(rows)))  # integers, booleans, strings: the per-cell rules decide
+            break
+        try:
+            array = np.array([row.cells[position] for row in rows], dtype=spec_columns.spec.dtype)
+        except (ValueError, TypeError):
+            suspect = set(range(len(rows)))
+            break
+        finite = np.isfinite(array.reshape(len(rows), -1)).all(axis=1)
+        suspect.update(np.flatnonzero(~finite).tolist())
+        fast[spec_columns.spec.name] = array
+    if not suspect:
+        shaped = {c.spec.name: fast[c.spec.name].reshape((len(rows), *c.row_shape)) for c in columns}
+        return Batch(shaped, list(rows), [])
+    good: list[Row] = []
+    errors: list[RowError] = []
+    for index, row in enumerate(rows):
+        item = _convert(row.row, row.cells, columns) if index in suspect else row
+        if isinstance(item, RowError):
+            errors.append(item)
+        else:
+            good.append(item)
+    return Batch(_arrays(good, columns), good, errors)
+
+
+def _arrays(rows: Sequence[Row], columns: tuple[InputColumns, ...]) -> dict[str, np.ndarray]:
+    """Arrays from cells that are already valid for their inputs."""
     arrays = {}
     for position, spec_columns in enumerate(columns):
         spec = spec_columns.spec
-        flat = [row.values[position] for row in rows]
-        array = np.array(flat, dtype=spec.dtype) if spec.datatype != "BYTES" else np.array(flat, dtype=object)
-        arrays[spec.name] = array.reshape((len(rows), *spec_columns.row_shape))
+        flat = [row.cells[position] for row in rows]
+        dtype = spec.dtype if spec.datatype != "BYTES" else object
+        arrays[spec.name] = np.array(flat, dtype=dtype).reshape((len(rows), *spec_columns.row_shape))
     return arrays
 
 
@@ -133,7 +174,7 @@ def _csv_rows(
             if len(cells) != len(header):
                 yield RowError(number, f"{len(cells)} columns, the header has {len(header)}")
                 continue
-            yield _convert(number, [[cells[i] for i in where] for where in positions], columns)
+            yield Row(number, tuple([cells[i] for i in where] for where in positions))
 
 
 def _header_positions(header: list[str], columns: tuple[InputColumns, ...], name: str) -> list[list[int]]:
@@ -178,7 +219,7 @@ def _jsonl_rows(
                 yield RowError(number, f"missing input {missing[0]!r} (inputs: {', '.join(names)})")
                 continue
             cells = _json_cells(record, columns)
-            yield RowError(number, cells) if isinstance(cells, str) else _convert(number, cells, columns)
+            yield RowError(number, cells) if isinstance(cells, str) else Row(number, tuple(cells))
 
 
 def _json_cells(record: dict[str, Any], columns: tuple[InputColumns, ...]) -> list[list[Any]] | str:
@@ -216,11 +257,11 @@ def _parquet_rows(
                 return
             if number >= start:
                 cells = [[table[c][offset] for c in spec_columns.columns] for spec_columns in columns]
-                yield _convert(number, cells, columns)
+                yield Row(number, tuple(cells))
             number += 1
 
 
-def _convert(number: int, cells: list[list[Any]], columns: tuple[InputColumns, ...]) -> Row | RowError:
+def _convert(number: int, cells: Sequence[list[Any]], columns: tuple[InputColumns, ...]) -> Row | RowError:
     converted = []
     for raw, spec_columns in zip(cells, columns, strict=True):
         values = []

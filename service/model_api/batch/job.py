@@ -26,10 +26,10 @@ from model_api.batch.inputs import (
     InputFormatError,
     Row,
     RowError,
+    convert,
     count_rows,
     layout,
     read_rows,
-    to_arrays,
 )
 from model_api.batch.outputs import Destination, LocalDirectory, read_marker, write_json
 from model_api.batch.shards import PAD, Shard, shard_of
@@ -199,20 +199,27 @@ def _score(
     model: Model, columns: tuple[InputColumns, ...], rows: list[Row], part: Any
 ) -> tuple[int, list[RowError]]:
     """Score a batch; if the model refuses it, score row by row so only the rows at fault are set aside."""
+    batch = convert(rows, columns)
+    if not batch.rows:
+        return 0, batch.errors
     try:
-        outputs = model.predict(to_arrays(rows, columns))
-    except Exception:  # onnxruntime raises assorted types; the per-row pass below names the bad row
-        if len(rows) == 1:
-            raise
-        written, rejected = 0, []
-        for row in rows:
-            try:
-                count, more = _score(model, columns, [row], part)
-            except Exception as exc:
-                rejected.append(RowError(row.row, f"the model refused the row: {_first_line(exc)}"))
-            else:
-                written, rejected = written + count, rejected + more
+        outputs = model.predict(batch.arrays)
+    except Exception as exc:  # onnxruntime raises assorted types; one row at a time names the bad rows
+        if len(batch.rows) == 1:
+            return 0, [
+                *batch.errors,
+                RowError(batch.rows[0].row, f"the model refused the row: {_first_line(exc)}"),
+            ]
+        written, rejected = 0, list(batch.errors)
+        for row in batch.rows:
+            count, more = _score(model, columns, [row], part)
+            written, rejected = written + count, rejected + more
         return written, rejected
+    _write_predictions(model, batch.rows, outputs, part)
+    return len(batch.rows), batch.errors
+
+
+def _write_predictions(model: Model, rows: list[Row], outputs: dict[str, Any], part: Any) -> None:
     as_lists = {name: array.tolist() for name, array in outputs.items()}
     classes = model.info.classes if model.info is not None else None
     lines = []
@@ -223,9 +230,8 @@ def _score(
         if classes is not None:
             label = as_lists[classes.label_output][position]
             record[CLASS_NAME_FIELD] = classes.names[label] if 0 <= label < len(classes.names) else None
-        lines.append(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY))
+        lines.append(orjson.dumps(record))
     part.write(b"\n".join(lines) + b"\n")
-    return len(rows), []
 
 
 def _write_errors(stream: Any, errors: list[RowError]) -> int:
