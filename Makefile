@@ -36,6 +36,7 @@ bench: setup
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || echo "wrk unavailable: the service bench falls back to locust"
 	$(BIN)/python -m tests.bench.service_bench
 	$(BIN)/python -m tests.bench.render_bench
+	$(BIN)/python -m tests.bench.fetch_bench
 	$(BIN)/python -m tests.bench.batch_bench
 
 lint: setup
