@@ -226,3 +226,64 @@ def test_an_output_that_cannot_be_written_is_transient_exit_3(
     blocker.write_text("")
     result = batch("--input", str(path), "--output", str(blocker / "out"), "--shard-index", "0")
     assert (result.returncode, "I/O error while" in result.stderr) == (3, True), result.stderr
+
+
+class TestS3:
+    """Input from and output to a real S3-compatible server (rclone) on loopback, as a Job on AWS would."""
+
+    def test_input_and_output_on_s3_score_once_and_a_rerun_does_nothing(
+        self, s3_server, tmp_path: Path
+    ) -> None:
+        data = tmp_path / "rows.csv"
+        write_iris_csv(data, 1_000)
+        digest = hashlib.sha256(data.read_bytes()).hexdigest()
+        uri = s3_server.put("batch/in/rows.csv", data)
+        args = ("--input", uri, "--input-sha256", digest, "--output", s3_server.uri("batch/out"))
+        for index in (0, 1):
+            done = batch(*args, "--shard-index", str(index), "--shard-count", "2", env=s3_server.env())
+            assert done.returncode == 0, done.stderr
+        parts = [s3_server.get(f"batch/out/part-{i:05d}-of-00002.jsonl") for i in (0, 1)]
+        rows = [orjson.loads(line)["row"] for part in parts for line in part.splitlines()]
+        assert rows == list(range(1_000))
+        marker = s3_server.get("batch/out/_SUCCESS-00001")
+
+        rerun = batch(*args, "--shard-index", "1", "--shard-count", "2", env=s3_server.env())
+        assert (rerun.returncode, "already complete" in rerun.stderr) == (0, True), rerun.stderr
+        assert s3_server.get("batch/out/_SUCCESS-00001") == marker
+
+    def test_a_remote_input_needs_its_digest_and_a_wrong_one_is_exit_4(
+        self, s3_server, tmp_path: Path
+    ) -> None:
+        data = tmp_path / "rows.csv"
+        write_iris_csv(data, 10)
+        uri = s3_server.put("batch/digest/rows.csv", data)
+        out = str(tmp_path / "out")
+        unverified = batch("--input", uri, "--output", out, "--shard-index", "0", env=s3_server.env())
+        assert (unverified.returncode, "--sha256 is required" in unverified.stderr) == (2, True), (
+            unverified.stderr
+        )
+        wrong = batch(
+            "--input",
+            uri,
+            "--input-sha256",
+            "0" * 64,
+            "--output",
+            out,
+            "--shard-index",
+            "0",
+            env=s3_server.env(),
+        )
+        assert wrong.returncode == 4, wrong.stderr
+        assert not (tmp_path / "out").exists()
+
+    def test_an_unreachable_output_is_transient_exit_3(self, tmp_path: Path) -> None:
+        from tests.servers.s3_server import S3Server
+
+        data = tmp_path / "rows.csv"
+        write_iris_csv(data, 10)
+        with S3Server(tmp_path / "s3") as server:
+            env = server.env()
+        result = batch(
+            "--input", str(data), "--output", "s3://models/out", "--shard-index", "0", env=env
+        )  # the server has stopped: nothing listens at its endpoint any more
+        assert (result.returncode, "out/_SUCCESS-00000" in result.stderr) == (3, True), result.stderr

@@ -32,7 +32,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    batch.add_argument("--input", required=True, help="a path, file://, https:// or s3:// URI")
+    batch.add_argument(
+        "--input",
+        required=True,
+        help="a path, file://, https:// or s3:// URI (remote: fetched and verified as by `model-api fetch`)",
+    )
     batch.add_argument(
         "--input-format", choices=("csv", "jsonl", "parquet"), help="default: from the file name's suffix"
     )
@@ -48,6 +52,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="largest share of bad rows a shard may set aside and still succeed (default: 0)",
     )
     batch.add_argument("--model-sha256", help="expected SHA-256 of the ONNX file (exit 4 on mismatch)")
+    batch.add_argument(
+        "--allow-insecure-http", action="store_true", help="accept an http:// input (default: https only)"
+    )
+    batch.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="read a remote input without --input-sha256 (development only; logged as a warning)",
+    )
     batch.set_defaults(func=run)
 
 
@@ -83,5 +95,7 @@ def run(args: argparse.Namespace) -> int:
         max_error_rate=args.max_error_rate,
         input_sha256=args.input_sha256,
         model_sha256=args.model_sha256,
+        allow_insecure_http=args.allow_insecure_http,
+        allow_unverified=args.allow_unverified,
     )
     return run_shard(options)

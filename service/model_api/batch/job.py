@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ from model_api.batch.inputs import (
 )
 from model_api.batch.outputs import Destination, LocalDirectory, read_marker, write_json
 from model_api.batch.shards import PAD, Shard, shard_of
+from model_api.fetch import fetch
 from model_api.model import Model, OnnxModel
+from model_api.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,8 @@ class BatchOptions:
     max_error_rate: float = 0.0
     input_sha256: str | None = None
     model_sha256: str | None = None
+    allow_insecure_http: bool = False
+    allow_unverified: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,39 +108,54 @@ def score_shard(options: BatchOptions) -> ShardResult:
     model = _load_model(options)
     assert model.signature is not None and model.info is not None
     columns = _layout(model)
-    destination = _destination(options.output)
-    with _resolved_input(options) as input_path:
-        fmt = options.input_format or _format_from_suffix(input_path)
-        input_sha256 = _sha256(input_path)
-        if options.input_sha256 and input_sha256 != options.input_sha256.lower():
-            raise BatchError(
-                EXIT_INTEGRITY,
-                f"input digest sha256:{input_sha256} does not match --input-sha256 {options.input_sha256}",
-            )
-        total = _io(lambda: count_rows(input_path, fmt), "counting the input rows")
-        try:
-            shard = shard_of(options.shard_index, options.shard_count, total)
-        except ValueError as error:
-            raise BatchError(EXIT_USAGE, str(error)) from None
-        identity = {
-            "shard": shard.index,
-            "shards": shard.count,
-            "start": shard.start,
-            "stop": shard.stop,
-            "input_sha256": input_sha256,
-            "model_version": model.info.version,
-        }
-        try:
-            if _already_complete(destination, shard, identity):
-                return ShardResult(shard, 0, 0, True, time.perf_counter() - started)
-            destination.remove(shard.marker_name)  # from here on the old marker no longer describes the part
-            scored, errors = _score_and_commit(
-                options, model, columns, input_path, fmt, shard, destination, identity
-            )
-        except InputFormatError as error:
-            raise BatchError(EXIT_USAGE, str(error)) from None
-        except OSError as error:
-            raise BatchError(EXIT_TRANSIENT, f"I/O error while scoring the shard: {error}") from None
+    try:
+        destination = _destination(options.output)
+        with _resolved_input(options) as input_path:
+            return _score_input(options, model, columns, destination, input_path, started)
+    except StorageError as error:
+        raise BatchError(error.exit_code, str(error)) from None
+
+
+def _score_input(
+    options: BatchOptions,
+    model: Model,
+    columns: tuple[InputColumns, ...],
+    destination: Destination,
+    input_path: Path,
+    started: float,
+) -> ShardResult:
+    assert model.info is not None
+    fmt = options.input_format or _format_from_suffix(input_path)
+    input_sha256 = _sha256(input_path)
+    if options.input_sha256 and input_sha256 != options.input_sha256.lower():
+        raise BatchError(
+            EXIT_INTEGRITY,
+            f"input digest sha256:{input_sha256} does not match --input-sha256 {options.input_sha256}",
+        )
+    total = _io(lambda: count_rows(input_path, fmt), "counting the input rows")
+    try:
+        shard = shard_of(options.shard_index, options.shard_count, total)
+    except ValueError as error:
+        raise BatchError(EXIT_USAGE, str(error)) from None
+    identity = {
+        "shard": shard.index,
+        "shards": shard.count,
+        "start": shard.start,
+        "stop": shard.stop,
+        "input_sha256": input_sha256,
+        "model_version": model.info.version,
+    }
+    try:
+        if _already_complete(destination, shard, identity):
+            return ShardResult(shard, 0, 0, True, time.perf_counter() - started)
+        destination.remove(shard.marker_name)  # from here on the old marker no longer describes the part
+        scored, errors = _score_and_commit(
+            options, model, columns, input_path, fmt, shard, destination, identity
+        )
+    except InputFormatError as error:
+        raise BatchError(EXIT_USAGE, str(error)) from None
+    except OSError as error:
+        raise BatchError(EXIT_TRANSIENT, f"I/O error while scoring the shard: {error}") from None
     return ShardResult(shard, scored, errors, False, time.perf_counter() - started)
 
 
@@ -288,7 +308,8 @@ def _destination(output: str) -> Destination:
 
 @contextlib.contextmanager
 def _resolved_input(options: BatchOptions) -> Iterator[Path]:
-    """A local path to read: the input itself, or a verified download into a private temporary directory."""
+    """A local path to read: the input itself, or a verified download into a private temporary directory
+    (the same fetch as a model's: --input-sha256 required for a remote URI unless --allow-unverified)."""
     uri = options.input
     if "://" not in uri or uri.startswith("file://"):
         path = Path(uri.removeprefix("file://"))
@@ -296,7 +317,15 @@ def _resolved_input(options: BatchOptions) -> Iterator[Path]:
             raise BatchError(EXIT_USAGE, f"--input {uri}: no such file")
         yield path
         return
-    raise BatchError(EXIT_USAGE, f"--input {_redacted(uri)}: only local paths and file:// are supported yet")
+    with tempfile.TemporaryDirectory(prefix="model-api-batch-input-") as directory:
+        result = fetch(
+            uri,
+            Path(directory),
+            sha256=options.input_sha256,
+            allow_insecure_http=options.allow_insecure_http,
+            allow_unverified=options.allow_unverified,
+        )
+        yield result.path
 
 
 def _format_from_suffix(path: Path) -> str:
