@@ -1,8 +1,9 @@
 """The chart tests' API: `render(values, files, show_only)` → validated objects; `get(objects, kind, name)`.
 
 Rendering is Helm's own Go engine in-process (loadtest/release.py over helm-python-sdk); every object of
-every render is checked against the strict Kubernetes schema of each minor the chart supports, so "it
-renders" means "a cluster would accept it". Renders are cached per values set: most tests share a few.
+every render is checked against the strict Kubernetes schema of each minor the chart supports (custom
+resources against their vendored CRD schemas, tests/chart/crds/), so "it renders" means "a cluster would
+accept it". Renders are cached per values set: most tests share a few.
 
 `MODEL_API_CHART_DIR` points the whole suite at another copy of the chart (mutation checks), and
 `MODEL_API_VALUES_DIR` at another directory holding values-dev.yaml and values-prod.yaml.
@@ -20,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.chart import kube_schema, release
+from tests.chart import crd_schemas
+
+crd_schemas.register()  # custom resources are checked against their published CRD schemas
 
 Manifest = dict[str, Any]
 

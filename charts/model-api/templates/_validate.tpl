@@ -8,7 +8,7 @@ its own messages in a local list and concatenates them onto .messages at its end
 */}}
 {{- define "model-api.validateValues" -}}
 {{- $check := dict "root" . "messages" list }}
-{{- range $area := list "autoscaling" "workload" "naming" "security" "lifecycle" "networking" "labels" "resources" "monitoring" "availability" "model" "batch" }}
+{{- range $area := list "autoscaling" "workload" "naming" "security" "lifecycle" "networking" "labels" "resources" "monitoring" "availability" "model" "rollout" "batch" }}
 {{- include (printf "model-api.validateValues.%s" $area) $check }}
 {{- end }}
 {{- with $check.messages }}
@@ -17,7 +17,8 @@ its own messages in a local list and concatenates them onto .messages at its end
 {{- end }}
 
 {{/*
-Autoscaling: replica bounds, a metric to scale on, and the requests a utilization target is measured against.
+Autoscaling: one engine, replica bounds (zero only where something can wake the workload), a metric to scale on,
+and the requests a utilization target is measured against.
 */}}
 {{- define "model-api.validateValues.autoscaling" -}}
 {{- $v := .root.Values }}
@@ -27,8 +28,26 @@ Autoscaling: replica bounds, a metric to scale on, and the requests a utilizatio
 {{- if gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas) }}
 {{- $m = append $m (printf "autoscaling.minReplicas (%v) must not exceed autoscaling.maxReplicas (%v)" $v.autoscaling.minReplicas $v.autoscaling.maxReplicas) }}
 {{- end }}
-{{- if and (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage) (kindIs "invalid" $v.autoscaling.targetMemoryUtilizationPercentage) (empty $v.autoscaling.metrics) }}
-{{- $m = append $m "autoscaling.enabled needs a metric: set autoscaling.targetCPUUtilizationPercentage, autoscaling.targetMemoryUtilizationPercentage or autoscaling.metrics" }}
+{{- with $v.autoscaling }}
+{{- $cpu := not (kindIs "invalid" .targetCPUUtilizationPercentage) }}
+{{- $memory := not (kindIs "invalid" .targetMemoryUtilizationPercentage) }}
+{{- $requestBased := or (not (kindIs "invalid" .targetRequestsPerSecond)) (not (kindIs "invalid" .targetInFlight)) }}
+{{- if not (has .engine (list "hpa" "keda")) }}
+{{- $m = append $m (printf "autoscaling.engine %v: set exactly one engine, hpa or keda (two autoscalers on one workload fight over its replicas)" .engine) }}
+{{- end }}
+{{- if and (eq .engine "keda") .metrics }}
+{{- $m = append $m "autoscaling.metrics are HPA MetricSpecs, but autoscaling.engine is keda: two engines would scale the workload; drop autoscaling.metrics or use engine hpa" }}
+{{- end }}
+{{- if not (or $cpu $memory $requestBased .metrics) }}
+{{- $m = append $m "autoscaling.enabled needs a metric: set autoscaling.targetCPUUtilizationPercentage, autoscaling.targetMemoryUtilizationPercentage, autoscaling.targetRequestsPerSecond, autoscaling.targetInFlight or autoscaling.metrics" }}
+{{- end }}
+{{- if eq (int .minReplicas) 0 }}
+{{- if ne .engine "keda" }}
+{{- $m = append $m "autoscaling.minReplicas 0 needs autoscaling.engine keda with autoscaling.targetRequestsPerSecond or autoscaling.targetInFlight (an HPA cannot scale to zero)" }}
+{{- else if not $requestBased }}
+{{- $m = append $m "autoscaling.minReplicas 0 with only CPU/memory targets never scales up from zero: set autoscaling.targetRequestsPerSecond or autoscaling.targetInFlight" }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if and (not (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage)) (not $requests.cpu) }}
 {{- $m = append $m "autoscaling.targetCPUUtilizationPercentage needs resources.requests.cpu (utilization is a percentage of the request)" }}
@@ -221,6 +240,87 @@ Availability: a PodDisruptionBudget that names one bound and still lets a node d
 {{- end }}
 
 {{/*
+Rollout: the active slot runs; the candidate runs whenever it gets traffic; each router has what it routes with;
+the slot labels are the chart's.
+*/}}
+{{- define "model-api.validateValues.rollout" -}}
+{{- $root := .root }}
+{{- $v := $root.Values }}
+{{- $m := list }}
+{{- range $key := list "commonLabels" "podLabels" }}
+{{- range $label := list "model-api/slot" "model-api/model-version" }}
+{{- if hasKey (index $v $key | default dict) $label }}
+{{- $m = append $m (printf "%s.%s is set by the chart (rollout slots) and cannot be overridden" $key $label) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if eq (include "model-api.slotted" $root) "true" }}
+{{- $r := $v.rollout }}
+{{- range $slot := list "blue" "green" }}
+{{- $overrides := (index $r.slots $slot).model | default dict }}
+{{- if or $overrides.uri $overrides.sha256 }}
+{{- $model := (include "model-api.slotValues" (list $root $slot) | fromYaml).model }}
+{{- $m = concat $m (include "model-api.validateModel" (dict "model" $model "key" (printf "rollout.slots.%s.model" $slot) "root" $root) | fromYamlArray) }}
+{{- end }}
+{{- end }}
+{{- $active := $r.active }}
+{{- $candidate := include "model-api.candidateSlot" $root }}
+{{- $activeReplicas := int (include "model-api.slotReplicas" (list $root $active)) }}
+{{- $candidateReplicas := int (include "model-api.slotReplicas" (list $root $candidate)) }}
+{{- $canary := eq $r.strategy "canary" }}
+{{- $green := include "model-api.slotFullname" (list $root "green") }}
+{{- if and (eq $v.workload.kind "StatefulSet") (gt (len $green) 52) }}
+{{- $m = append $m (printf "the slot StatefulSet name %s is %d characters; Kubernetes needs 52 at most: set fullnameOverride (46 characters at most with rollout slots) or a shorter release name" $green (len $green)) }}
+{{- end }}
+{{- if eq $activeReplicas 0 }}
+{{- $m = append $m (printf "rollout.slots.%s.replicaCount is 0, but rollout.active is %s: the active slot must run (set its replicaCount, or promote the other slot first)" $active $active) }}
+{{- end }}
+{{- if eq $candidateReplicas 0 }}
+{{- if eq $r.strategy "blueGreen" }}
+{{- $m = append $m (printf "rollout.slots.%s.replicaCount is 0 with rollout.strategy blueGreen: the preview Service needs the candidate running (retire the old slot with rollout.strategy canary and weight 0)" $candidate) }}
+{{- else if gt (int $r.canary.weight) 0 }}
+{{- $m = append $m (printf "rollout.slots.%s.replicaCount is 0 while rollout.canary.weight is %d: the candidate slot must run to take traffic" $candidate (int $r.canary.weight)) }}
+{{- else if and $r.canary.header (ne $r.canary.router "replicas") }}
+{{- $m = append $m (printf "rollout.slots.%s.replicaCount is 0 while rollout.canary.header routes to it: unset the header or run the slot" $candidate) }}
+{{- end }}
+{{- end }}
+{{- if $canary }}
+{{- if and (eq $r.canary.router "gatewayAPI") (empty $v.httpRoute.parentRefs) }}
+{{- $m = append $m "httpRoute.parentRefs is empty: rollout.canary.router gatewayAPI needs the Gateway the HTTPRoute attaches to" }}
+{{- end }}
+{{- if and (eq $r.canary.router "ingressNginx") (not $v.ingress.enabled) }}
+{{- $m = append $m "rollout.canary.router ingressNginx needs ingress.enabled (the canary Ingress copies the main Ingress' hosts and paths)" }}
+{{- end }}
+{{- if eq $r.canary.router "replicas" }}
+{{- if $v.autoscaling.enabled }}
+{{- $m = append $m "autoscaling.enabled with rollout.canary.router replicas: the split is the replica counts, which autoscalers would change; disable autoscaling or use router gatewayAPI" }}
+{{- end }}
+{{- if $r.canary.header }}
+{{- $m = append $m "rollout.canary.header needs a router that reads headers (gatewayAPI or ingressNginx), not replicas" }}
+{{- end }}
+{{- $total := add $activeReplicas $candidateReplicas }}
+{{- $split := ternary (div (add (mul $candidateReplicas 100) (div $total 2)) $total) 0 (gt $total 0) }}
+{{- if ne (int $split) (int $r.canary.weight) }}
+{{- $m = append $m (printf "rollout.canary.weight (%d) must equal the replica split with router replicas: %s %d, %s %d is %d%% (set rollout.slots.<slot>.replicaCount or the weight)" (int $r.canary.weight) $active $activeReplicas $candidate $candidateReplicas (int $split)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if eq $v.rollout.engine "argo" }}
+{{- if ne $v.rollout.strategy "canary" }}
+{{- $m = append $m "rollout.engine argo needs rollout.strategy canary (the Rollout runs the candidate's canary steps and analysis)" }}
+{{- end }}
+{{- if ne $v.workload.kind "Deployment" }}
+{{- $m = append $m "rollout.engine argo needs workload.kind Deployment (the Rollout's workloadRef)" }}
+{{- end }}
+{{- if $v.autoscaling.enabled }}
+{{- $m = append $m "autoscaling.enabled with rollout.engine argo: the autoscaler would scale the Deployment that Argo Rollouts scales down; disable autoscaling or use rollout.engine helm" }}
+{{- end }}
+{{- end }}
+{{- $_ := set . "messages" (concat .messages $m) }}
+{{- end }}
+
+{{/*
 Model delivery: a verified fetch for every remote URI, one source, credentials only where they are used.
 */}}
 {{- define "model-api.validateValues.model" -}}
@@ -289,7 +389,7 @@ a Job with nothing to read or write.
 {{- if gt (len $name) 52 }}
 {{- $m = append $m (printf "the CronJob name %s is %d characters; Kubernetes needs 52 at most (its Jobs add 11): set fullnameOverride or a shorter release name" $name (len $name)) }}
 {{- end }}
-{{- if and $batch.timeZone (not (has $batch.timeZone (.root.Files.Get "files/timezones.txt" | splitList "\n"))) }}
+{{- if and $batch.timeZone (not (has $batch.timeZone (include "model-api.timeZones" .root | splitList "\n"))) }}
 {{- $m = append $m (printf "batch.timeZone %s is no IANA time zone the API server knows (e.g. Europe/Berlin, America/New_York, UTC)" $batch.timeZone) }}
 {{- end }}
 {{- else }}
