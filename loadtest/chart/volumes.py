@@ -4,7 +4,8 @@
 container writes the model where the main container reads it), Secret and ConfigMap volumes their files
 (only the listed `items`, else every key, as the kubelet projects them). `localize` points an env value or
 an argument that names a path inside a mount at the local copy, so a rendered command runs unchanged
-otherwise. A Secret the release does not render (an `existingSecret`) comes from `external`.
+otherwise. A Secret the release does not render (an `existingSecret`) comes from `external`,
+which a rendered Secret of the same name overrides.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class LocalVolumes:
             target.write_text(data[item["key"]])
 
     def _secret(self, name: str, volume: str) -> dict[str, str]:
-        if name in self.external:
+        rendered = [o for o in release.find(self.objects, "Secret", name) if not release.is_hook(o)]
+        if not rendered and name in self.external:
             return dict(self.external[name])
         secret = self._object("Secret", name, volume)
         data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
@@ -87,6 +89,13 @@ def localize(value: str, mounts: Mapping[str, Path]) -> str:
         if value.startswith(mount_path.rstrip("/") + "/"):
             return str(local / Path(value).relative_to(mount_path))
     return value
+
+
+def moved_env(env: Mapping[str, str], mounts: Mapping[str, Path]) -> dict[str, str]:
+    """The entries of a container's env that name a path inside its mounts, pointed at the local copies:
+    the `env_overrides` that make a rendered container read its volumes here."""
+    local = localize_all(env, mounts)
+    return {name: value for name, value in local.items() if value != env[name]}
 
 
 def localize_all(values: Sequence[str] | Mapping[str, str], mounts: Mapping[str, Path]) -> Any:

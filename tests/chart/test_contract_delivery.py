@@ -20,7 +20,7 @@ from model_api.settings import DEFAULT_MODEL_PATH
 
 from loadtest.chart import localpod
 from loadtest.chart.localpod import LocalPod, free_port
-from loadtest.chart.volumes import LocalVolumes, localize_all
+from loadtest.chart.volumes import LocalVolumes, moved_env
 from tests.chart import helpers
 from tests.servers.flaky_http import FlakyHTTPServer, stall, truncate
 from tests.servers.s3_server import S3Server
@@ -72,9 +72,7 @@ class RenderedPod:
     def serve(self) -> LocalPod:
         """The main container as LocalPod, its env paths inside the volumes pointed at the local copies."""
         container = helpers.main_container(self.objects)
-        env = localpod.container_env(self.objects, container)
-        local = localize_all(env, self.volumes.mounts(container))
-        moved = {name: value for name, value in local.items() if value != env[name]}
+        moved = moved_env(localpod.container_env(self.objects, container), self.volumes.mounts(container))
         return LocalPod.from_release(self.objects, port=free_port(), env_overrides=moved)
 
     def cache(self) -> Path:
