@@ -1,4 +1,4 @@
-"""The `model-api` command: serve, train, package, check, fetch."""
+"""The `model-api` command: serve, train, package, check, fetch, batch."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from model_api import __version__
+from model_api.batch import command as batch_command
 from model_api.settings import DEFAULT_MODEL_PATH, Settings, SettingsError, describe
 
 
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check)
 
     _add_fetch(commands)
+    batch_command.add_parser(commands)
     return parser
 
 

@@ -77,9 +77,10 @@ class TransferError(StorageError):
 
     exit_code = EXIT_TRANSFER
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    def __init__(self, message: str, *, transient: bool, status: int | None = None) -> None:
         super().__init__(message)
         self.transient = transient
+        self.status = status  # the HTTP status, when one came back
         self.retry_after: float | None = None  # what a 429 or 503 asked for, in seconds
 
 
@@ -397,6 +398,75 @@ def upload_file(
     return size
 
 
+def read_object(uri: str, *, limits: Limits | None = None, max_bytes: int = 2**20) -> bytes | None:
+    """A small object's bytes (a marker, a manifest), or None when it does not exist; retried like a fetch."""
+    limits = limits or Limits()
+    location = parse_uri(uri)
+    if location.scheme == "file":
+        assert location.path is not None
+        return location.path.read_bytes() if location.path.is_file() else None
+    deadline = Deadline(limits.deadline)
+
+    def read(_: int) -> bytes | None:
+        try:
+            stream = open_stream(location, deadline, limits)
+        except TransferError as error:
+            if error.status == 404:
+                return None
+            raise
+        try:
+            data = stream.read(max_bytes + 1)
+        finally:
+            stream.close()
+        if len(data) > max_bytes:
+            raise IntegrityError(f"{location.display} is larger than {max_bytes} bytes")
+        return data
+
+    return retrying(read, deadline, limits, location)[0]
+
+
+def object_size(uri: str, *, limits: Limits | None = None) -> int | None:
+    """An object's size in bytes (S3 HEAD, or stat), or None when it does not exist."""
+    location = parse_uri(uri)
+    if location.scheme == "file":
+        assert location.path is not None
+        return location.path.stat().st_size if location.path.is_file() else None
+    response = _s3_request("HEAD", location, limits or Limits())
+    return None if response is None else int(response.getheader("Content-Length") or 0)
+
+
+def delete_object(uri: str, *, limits: Limits | None = None) -> None:
+    """Remove an object (s3:// or a local path); one that does not exist is already removed."""
+    location = parse_uri(uri)
+    if location.scheme == "file":
+        assert location.path is not None
+        location.path.unlink(missing_ok=True)
+        return
+    _s3_request("DELETE", location, limits or Limits())
+
+
+def _s3_request(method: str, location: Location, limits: Limits) -> http.client.HTTPResponse | None:
+    """One bodiless S3 request (HEAD, DELETE) with retries; None when the object does not exist."""
+    if location.scheme != "s3":
+        raise ConfigError(f"{location.display}: {method} needs an s3:// URI or a local path")
+    config, context = _s3(location)
+    deadline = Deadline(limits.deadline)
+
+    def attempt(_: int) -> http.client.HTTPResponse | None:
+        url = presign(config, method, location.bucket, location.key)
+        connection = _connect(url, location, deadline, limits, context)
+        with _transfer_errors(location, "no response", connection.http):
+            connection.http.request(method, connection.target, headers=_headers())
+            response = connection.http.getresponse()
+            if response.status not in (200, 204, 404):
+                raise _status_error(response, connection.http, location)
+            response.read()
+        connection.http.close()
+        return None if response.status == 404 else response
+
+    return retrying(attempt, deadline, limits, location)[0]
+
+
 def content_md5(path: Path) -> str:
     """The Content-MD5 header of a file's body: S3 refuses a PUT whose body does not match (BadDigest)."""
     md5 = hashlib.md5(usedforsecurity=False)
@@ -605,6 +675,7 @@ def _status_error(
     error = TransferError(
         f"{location.display}: HTTP {response.status} {response.reason}{detail}",
         transient=response.status in TRANSIENT_STATUSES,
+        status=response.status,
     )
     retry_after = (response.getheader("Retry-After") or "").strip()
     if retry_after.isdigit():  # the seconds form; an HTTP date is rare from object stores and ignored
