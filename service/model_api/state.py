@@ -36,6 +36,7 @@ class ServiceState:
     version_header: tuple[tuple[bytes, bytes], ...] = ()  # X-Model-Version, once the model is loaded
     _predictions: metrics.PredictionCounter | None = None
     _label_output: str | None = None
+    _n_classes: int = 0
 
     @property
     def ready(self) -> bool:
@@ -54,6 +55,7 @@ class ServiceState:
             if info.classes is not None:  # the predictions-by-class metric is for classifiers only
                 self._predictions = metrics.PredictionCounter(info.classes.names)
                 self._label_output = info.classes.label_output
+                self._n_classes = len(info.classes.names)
             self.version_header = ((b"x-model-version", info.version.encode()),)
             metrics.MODEL_INFO.labels(self.model.name, info.version).set(1)
             metrics.MODEL_LOAD_SECONDS.set(self.model.load_seconds or 0.0)
@@ -88,7 +90,11 @@ class ServiceState:
         except ModelInputError as exc:
             raise Unprocessable(f"model {model.name!r} cannot run on these inputs: {exc}") from None
         if self._predictions is not None:
-            self._predictions.add(result[label])
+            labels = result[label]
+            if len(labels) != 1 or not 0 <= labels[0] < self._n_classes:
+                # Class indices the declared class names do not cover (a settings mismatch) are not counted.
+                labels = labels[(labels >= 0) & (labels < self._n_classes)]
+            self._predictions.add(labels)
         return result
 
     def versioned(self, handler: Handler) -> Handler:

@@ -22,15 +22,27 @@ MODEL_API = Path(sys.executable).parent / "model-api"
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, *, own_group: bool = False, pipe_output: bool = False
+    ) -> None:
         self.port = free_port()
+        self.own_group = own_group  # its own process group (and session), which a test may signal whole
+        self.pipe_output = (
+            pipe_output  # stdout and stderr to one pipe (process.stdout) the test reads, or not
+        )
         self.log_path = log_path
         self.env = {**os.environ, **env, "MODEL_API_HOST": "127.0.0.1", "MODEL_API_PORT": str(self.port)}
         self.process: subprocess.Popen | None = None
 
     def start(self) -> ServerProcess:
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen([str(MODEL_API), "serve"], env=self.env, stdout=log, stderr=log)
+            self.process = subprocess.Popen(
+                [str(MODEL_API), "serve"],
+                env=self.env,
+                stdout=subprocess.PIPE if self.pipe_output else log,
+                stderr=subprocess.STDOUT if self.pipe_output else log,
+                start_new_session=self.own_group,
+            )
         return self
 
     def url(self, path: str = "/") -> str:
