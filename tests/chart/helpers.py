@@ -19,7 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from loadtest.chart import kube_schema, release
+from loadtest.chart import kube_schema, localpod, release
+from loadtest.chart.volumes import LocalVolumes, moved_env
 from tests.chart import crd_schemas
 
 crd_schemas.register()  # custom resources are checked against their published CRD schemas
@@ -206,3 +207,21 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
         if (operator == "Exists") != present and operator in ("Exists", "DoesNotExist"):
             return False
     return True
+
+
+def local_pod_env(
+    objects: list[Manifest], root: Path, external_value: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(env, moved): the serving container's environment as the kubelet builds it, and the entries that
+    name files in its volumes pointed at local copies made under `root` (the API key file). A Secret the
+    release does not render (an existingSecret, which only a cluster has) holds `external_value`."""
+    spec, container = pod_spec(workload(objects)), main_container(objects)
+    external = {
+        v["secret"]["secretName"]: {item["key"]: external_value for item in v["secret"].get("items") or []}
+        for v in spec.get("volumes") or []
+        if "secret" in v
+    }
+    claims = [t["metadata"]["name"] for t in workload(objects)["spec"].get("volumeClaimTemplates") or []]
+    mounts = LocalVolumes(objects, spec, root, external, claims).mounts(container)
+    env = localpod.container_env(objects, container)
+    return env, moved_env(env, mounts)

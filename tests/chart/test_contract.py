@@ -24,7 +24,6 @@ import pytest
 
 from loadtest.chart import localpod, release
 from loadtest.chart.localpod import LocalPod, LocalPodError, free_port
-from loadtest.chart.volumes import LocalVolumes, moved_env
 from tests.chart import helpers
 
 DOCKERFILE = Path(
@@ -49,14 +48,7 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> int:
 def secret_file_overrides(objects: list[helpers.Manifest], root: Path) -> dict[str, str]:
     """The kubelet's part for the pod's volumes (the API key file): made under `root` (an
     apiKey.existingSecret, which only a cluster has, holds TEST_API_KEY) and the env pointed at them."""
-    spec, container = helpers.pod_spec(helpers.workload(objects)), helpers.main_container(objects)
-    external = {
-        v["secret"]["secretName"]: {item["key"]: TEST_API_KEY for item in v["secret"].get("items") or []}
-        for v in spec.get("volumes") or []
-        if "secret" in v
-    }
-    mounts = LocalVolumes(objects, spec, root, external).mounts(container)
-    return moved_env(localpod.container_env(objects, container), mounts)
+    return helpers.local_pod_env(objects, root, TEST_API_KEY)[1]
 
 
 def prestop_seconds(objects: list[helpers.Manifest]) -> int:
