@@ -26,7 +26,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from loadtest.autoscaling.spec import TOLERANCE, HpaSpec, MetricTarget, first_time_at, predict
+from loadtest.autoscaling.replica_calculator import TOLERANCE
+from loadtest.autoscaling.simulation import first_time_at, predict
+from loadtest.autoscaling.spec import HpaSpec, MetricTarget
 
 DEFAULT_TARGETS = (40, 50, 60, 70, 80, 90)
 ONE_CORE_MILLICORES = 1000

@@ -20,9 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from locust import FastHttpUser, constant, constant_throughput, tag, task
+from locust.exception import StopUser
 
 API_KEY_ENV = "MODEL_API_API_KEY"
-MODEL_NAME = "iris"
+MODELS_PATH = "/v1/models"  # KServe V1's model list: {"models": ["<config.modelName>"]}
 SPECIES = ("Iris setosa", "Iris versicolor", "Iris virginica")
 PI_PREFIX = "3.14159"
 PROBABILITY_TOLERANCE = 1e-3
@@ -125,6 +126,13 @@ def check_v2_infer(body: Any, expected: Sequence[int]) -> str | None:
     return None
 
 
+def check_models(body: Any) -> str | None:
+    models = body.get("models") if isinstance(body, dict) else None
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+        return f"v1 models: expected a non-empty 'models' list of names, got {str(body)[:120]!r}"
+    return None
+
+
 def check_pi(body: Any, ndigits: int) -> str | None:
     """`pi` starts 3.14159 (as far as it goes) and has exactly `ndigits` digits after the point."""
     pi = body.get("pi") if isinstance(body, dict) else None
@@ -140,21 +148,23 @@ def check_pi(body: Any, ndigits: int) -> str | None:
     return None
 
 
-def judge(response: Any, check: Check) -> None:
-    """Mark a catch_response response: a non-200 status, a non-JSON body or a wrong answer is a failure."""
+def judge(response: Any, check: Check) -> bool:
+    """Mark a catch_response response: a non-200 status, a non-JSON body or a wrong answer is a failure.
+    True when the response was right."""
     if response.status_code != 200:
         response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
-        return
+        return False
     try:
         body = response.json()
     except ValueError:
         response.failure(f"response is not JSON: {(response.text or '')[:200]!r}")
-        return
+        return False
     problem = check(body)
     if problem:
         response.failure(problem)
-    else:
-        response.success()
+        return False
+    response.success()
+    return True
 
 
 # ---- users ----
@@ -189,9 +199,23 @@ class ClassifyUser(ApiUser):
 
 
 class V2InferUser(ApiUser):
-    """Open Inference Protocol V2: POST /v2/models/iris/infer with one row and with batches."""
+    """Open Inference Protocol V2: POST /v2/models/<model>/infer with one row and with batches."""
 
     batch_rows = int(env_number("LOADTEST_BATCH_ROWS", 16, minimum=1, integer=True))
+    # The model the target serves (its config.modelName). `python -m loadtest run` reads it before the load
+    # (loadtest/load/target.py); under plain `locust -f`, the first user to start asks GET /v1/models.
+    model_name: str | None = None
+
+    def on_start(self) -> None:
+        if self.model_name is None:
+            type(self).model_name = self._served_model_name()
+
+    def _served_model_name(self) -> str:
+        """The first model the target lists; StopUser (after a recorded failure) when it lists none."""
+        with self.client.get(MODELS_PATH, name=MODELS_PATH, catch_response=True) as response:
+            if judge(response, check_models):
+                return str(response.json()["models"][0])
+        raise StopUser()
 
     def _infer(self, rows: int, name: str) -> None:
         sample = random.choices(KNOWN_ROWS, k=rows)
@@ -207,19 +231,19 @@ class V2InferUser(ApiUser):
         }
         expected = [species for _, species in sample]
         with self.client.post(
-            f"/v2/models/{MODEL_NAME}/infer", json=payload, name=name, catch_response=True
+            f"/v2/models/{self.model_name}/infer", json=payload, name=name, catch_response=True
         ) as response:
             judge(response, lambda body: check_v2_infer(body, expected))
 
     @tag("v2", "infer")
     @task(3)
     def infer_one_row(self) -> None:
-        self._infer(1, f"/v2/models/{MODEL_NAME}/infer [1 row]")
+        self._infer(1, f"/v2/models/{self.model_name}/infer [1 row]")
 
     @tag("v2", "infer", "batch")
     @task
     def infer_batch(self) -> None:
-        self._infer(self.batch_rows, f"/v2/models/{MODEL_NAME}/infer [batch]")
+        self._infer(self.batch_rows, f"/v2/models/{self.model_name}/infer [batch]")
 
 
 class PiUser(ApiUser):

@@ -1,6 +1,6 @@
 """The chart tests' API: `render(values, files, show_only)` → validated objects; `get(objects, kind, name)`.
 
-Rendering is Helm's own Go engine in-process (loadtest/release.py over helm-python-sdk); every object of
+Rendering is Helm's own Go engine in-process (loadtest/chart/release.py over helm-python-sdk); every object of
 every render is checked against the strict Kubernetes schema of each minor the chart supports, so "it
 renders" means "a cluster would accept it". Renders are cached per values set: most tests share a few.
 

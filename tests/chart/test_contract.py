@@ -1,5 +1,5 @@
 """Contract layer: the chart and the service agree, proven by running the service exactly as the rendered
-pod says (loadtest/localpod.py: rendered command, env from the rendered ConfigMap and Secret, port) —
+pod says (loadtest/chart/localpod.py: rendered command, env from the rendered ConfigMap and Secret, port) —
 probes answer 200, the helm test hook's own command passes against it, SIGTERM ends it cleanly within the
 grace period left after the preStop sleep — and the Dockerfile agrees with the chart's port, user and
 command. Also the unit tests of LocalPod itself."""

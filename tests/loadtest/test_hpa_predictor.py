@@ -18,25 +18,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity
 
-from loadtest.autoscaling.spec import (
-    Behavior,
-    Controller,
-    HpaSpec,
-    HpaSpecError,
-    MetricTarget,
+from loadtest.autoscaling.controller import Controller
+from loadtest.autoscaling.replica_calculator import (
     MetricUnavailable,
     PodSample,
     Proposal,
-    ScalingPolicy,
-    ScalingRules,
-    SimulatedPod,
     Tolerances,
-    predict,
     raw_resource_replicas,
     resource_replicas,
-    rps_at,
-    validate_load,
-    windowed_rps_per_pod,
+)
+from loadtest.autoscaling.simulation import SimulatedPod, predict, rps_at, validate_load, windowed_rps_per_pod
+from loadtest.autoscaling.spec import (
+    Behavior,
+    HpaSpec,
+    HpaSpecError,
+    MetricTarget,
+    ScalingPolicy,
+    ScalingRules,
 )
 from loadtest.chart import release
 from tests.loadtest.predict_cli_helpers import run_cli, write_hpa_values

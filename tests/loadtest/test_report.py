@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.cluster.helm import live_scaling, problems_seen
-from loadtest.report.files import FigureText, Scaling, ScalingPoint, compute_verdicts, write_report
+from loadtest.cluster.watch import live_scaling, problems_seen
+from loadtest.report.figures import FigureText
+from loadtest.report.files import write_report
+from loadtest.report.verdicts import Scaling, ScalingPoint, compute_verdicts
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -173,7 +175,7 @@ def test_every_report_file_is_written(tmp_path: Path, scaling: Scaling | None) -
 
 
 def watcher_row(t: float, desired: int | None, ready: int, utilization: int | None, **extra: object) -> dict:
-    """A timeline row with the HPA watcher's columns (loadtest.hpa_watcher), as the runner records it."""
+    """A timeline row with the watcher's columns (loadtest.autoscaling.watcher), as the runner records it."""
     return {
         "t": t,
         "users": 2,
