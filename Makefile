@@ -7,7 +7,7 @@ MODEL := service/model_api/artifacts/iris.onnx
 CLUSTER ?=
 PYTEST ?= $(BIN)/pytest
 
-.PHONY: setup test test-chart serve bench lint demo golden clean
+.PHONY: setup test test-chart serve bench lint demo golden mutation clean
 
 setup: $(STAMP) $(MODEL)
 
@@ -49,6 +49,11 @@ demo: setup
 # Rewrite the reviewed golden renders after an intended chart change; review the diff before committing.
 golden: setup
 	UPDATE_GOLDEN=1 $(PYTEST) tests/chart/test_golden.py -p no:cacheprovider
+
+# Plant one chart-breaking mistake at a time in a copy of the chart and confirm the chart suite fails on it
+# (slow: one suite run per mutation). MUTATION_ARGS="--list" or "--only NAME" narrows it.
+mutation: setup
+	$(BIN)/python -m tests.chart.mutation_check $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .hypothesis

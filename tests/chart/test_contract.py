@@ -264,6 +264,29 @@ def test_local_pod_port_and_probe_urls() -> None:
     assert actual == (8080, "http://127.0.0.1:23456/healthz", "http://127.0.0.1:23456/x")
 
 
+def with_sidecar_first(objects: list[helpers.Manifest]) -> list[helpers.Manifest]:
+    """The release with its service container renamed `server` and a sidecar listed before it."""
+    spec = helpers.workload(objects)["spec"]["template"]["spec"]
+    sidecar = {
+        "name": "proxy",
+        "image": "envoyproxy/envoy:v1.31.0",
+        "command": ["envoy"],
+        "ports": [{"name": "admin", "containerPort": 9901}],
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
+    }
+    spec["containers"] = [sidecar, {**spec["containers"][0], "name": "server"}]
+    return objects
+
+
+def test_local_pod_runs_the_container_the_service_targets() -> None:
+    """The service container is the one the Service's targetPort names, wherever it is listed and whatever
+    its name (it used to be assumed to be called model-api, else the first)."""
+    pod = LocalPod.from_release(with_sidecar_first(helpers.render()))
+    expected = ("server", [str(localpod.VENV_BIN / "model-api"), "serve"])
+    actual = (pod.container["name"], pod.command)
+    assert actual == expected, "(container run, its command) with a sidecar listed first"
+
+
 def test_local_pod_command_comes_from_the_venv() -> None:
     pod = LocalPod.from_release(helpers.render())
     assert pod.command == [str(localpod.VENV_BIN / "model-api"), "serve"]

@@ -411,7 +411,6 @@ PROD_VALUES = Path(release.ROOT, "values-prod.yaml")
 
 
 @pytest.mark.chart
-@pytest.mark.skipif(not PROD_VALUES.exists(), reason="values-prod.yaml is not written yet")
 def test_spec_from_the_rendered_prod_release() -> None:
     objects = release.render(release.load_values([PROD_VALUES]))
     hpa = release.get(objects, "HorizontalPodAutoscaler")
@@ -671,3 +670,16 @@ def test_predict_command_bad_file_names_the_real_line(
     status = run_cli(argv)
     err = capsys.readouterr().err
     assert (status, message in err) == (2, True), f"{case}: (exit status, message) with stderr {err!r}"
+
+
+def test_spec_from_release_counts_the_container_the_service_targets() -> None:
+    """The service container (its CPU limit, listed first in container_requests) is read from the release:
+    the one the Service targets, even behind a sidecar and under another name."""
+    objects = release.render({"autoscaling": {"enabled": True}, "resources": {"limits": {"cpu": "2"}}})
+    spec = release.workload(objects)["spec"]["template"]["spec"]
+    sidecar = {"name": "proxy", "image": "envoy", "resources": {"requests": {"cpu": "50m"}}}
+    spec["containers"] = [sidecar, {**spec["containers"][0], "name": "server"}]
+    parsed = HpaSpec.from_release(objects)
+    expected = ("server", ["server", "proxy"], 2000)
+    actual = (parsed.main_container, list(parsed.container_requests), parsed.cpu_limit_milli)
+    assert actual == expected, "(main container, containers in order, CPU limit) with a sidecar listed first"
