@@ -198,7 +198,9 @@ def propose(
             if seen.total_milli is None:
                 raise MetricUnavailable(f"unable to get {metric.name}")
             if metric.value_milli is not None:
-                return total_replicas(current, seen.total_milli, metric.value_milli, seen.ready_pods, tolerances)
+                return total_replicas(
+                    current, seen.total_milli, metric.value_milli, seen.ready_pods, tolerances
+                )
             assert metric.average_value_milli is not None
             return per_pod_replicas(current, seen.total_milli, metric.average_value_milli, tolerances)
         if metric.average_utilization is not None:

@@ -10,9 +10,9 @@ computed against. Unsupported input raises ``HpaSpecError`` naming the field.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 import dataclasses
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -388,7 +388,9 @@ KEDA_MIN_REPLICA_COUNT = 0
 KEDA_MAX_REPLICA_COUNT = 100
 KEDA_POLLING_INTERVAL = 30.0
 KEDA_COOLDOWN_PERIOD = 300.0
-_RATE_WINDOW = re.compile(r"rate\(\s*(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*)[^\[]*\[(?P<n>[0-9]+)(?P<unit>[smh])\]")
+_RATE_WINDOW = re.compile(
+    r"rate\(\s*(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*)[^\[]*\[(?P<n>[0-9]+)(?P<unit>[smh])\]"
+)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
 
