@@ -243,3 +243,22 @@ def spike_load(
 def first_sync_reaching(rows: Sequence[SyncRow], replicas: int, after: float) -> float | None:
     """The first sync at or after `after` that asks for at least `replicas` pods."""
     return next((r.t for r in rows if r.t >= after and r.desired >= replicas), None)
+
+
+def slug(name: str) -> str:
+    """A strategy's name as a file name part: `CPU 70 %` -> `cpu-70`."""
+    return "-".join("".join(c if c.isalnum() or c == "." else " " for c in name.lower()).split())
+
+
+def describe_costs(
+    costs: ServiceCosts, p95_goal_ms: float, pipeline: MetricPipeline, ready_delay: float
+) -> str:
+    """The measured costs and assumed delays every strategy shares, in a line."""
+    return (
+        f"costs: {costs.cpu_ms_per_request:g} ms CPU/request, latency {costs.latency_ms:g} ms, p95 "
+        f"{costs.p95_ms:g} ms at low load, pod capacity {costs.capacity_millicores:g}m "
+        f"({costs.throughput:.1f} req/s); p95 goal {p95_goal_ms:g} ms; a new pod Ready after "
+        f"{ready_delay:g} s; {pipeline.describe()}; KEDA polls every {KEDA_POLLING_INTERVAL:g} s and scales "
+        "from zero on the requests/s arriving at the Service (an ingress counter: the pods' own series "
+        "do not exist at zero)"
+    )
