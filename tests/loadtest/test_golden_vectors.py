@@ -41,7 +41,9 @@ def samples(pods: list[Mapping[str, Any]], *, cpu: bool) -> list[PodSample]:
     """The pods as the replica calculator receives them (groupPods' grouping by state)."""
     unready_states = UNREADY_FOR_CPU if cpu else UNREADY_FOR_ANY
     return [
-        PodSample(f"pod-{i}", pod.get("request", 0), pod["usage"], pod.get("state", "ready") in unready_states)
+        PodSample(
+            f"pod-{i}", pod.get("request", 0), pod["usage"], pod.get("state", "ready") in unready_states
+        )
         for i, pod in enumerate(pods)
         if pod.get("state", "ready") not in LEFT_OUT
     ]
