@@ -18,6 +18,12 @@ from matplotlib.ticker import MaxNLocator
 from loadtest.report.verdicts import LOCUST_CPU_WARNING_PERCENT, Row, Scaling
 
 LEGEND_HEADROOM = 1.3
+STRATEGY_STYLES = (
+    {"lw": 4.0, "ls": "-", "alpha": 0.55},
+    {"lw": 2.6, "ls": "-"},
+    {"lw": 1.8, "ls": "--"},
+    {"lw": 1.4, "ls": "-."},
+)
 # (legend, timeline column, colour) of the CPU panel when no HPA is watched
 PROCESS_CPU_SERIES = (
     ("locust (load generator)", "locust_cpu_percent", "tab:gray"),
@@ -168,7 +174,7 @@ def plot_strategy_replicas(
     time_axis: str = "time (s)",
 ) -> None:
     """One panel: the replica count over time of each strategy (steps), the load they answer behind."""
-    fig, ax = plt.subplots(figsize=(11, 4.8))
+    fig, ax = plt.subplots(figsize=(11, 5.4))
     ax.set_title(title, loc="left", fontsize=11)
     load_ax = ax.twinx()
     end = max((points[-1][0] for _, points in series if points), default=1.0)
@@ -185,13 +191,15 @@ def plot_strategy_replicas(
     load_ax.set_ylabel("requests/s", color="gray")
     load_ax.set_ylim(bottom=0)
     for index, (name, points) in enumerate(series):
+        # wide solid lines under narrow dashed ones: strategies that agree stay visible on top of each other
+        style = STRATEGY_STYLES[index % len(STRATEGY_STYLES)]
         ax.step(
             [t for t, _ in points],
             [r for _, r in points],
             where="post",
-            lw=1.8,
             color=f"C{index}",
             label=name,
+            **style,
         )
     ax.set_ylabel("replicas")
     ax.set_xlabel(time_axis)
@@ -200,7 +208,7 @@ def plot_strategy_replicas(
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     handles = ax.get_legend_handles_labels()[0] + load_ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="upper right", fontsize=9)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
