@@ -14,20 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loadtest.autoscaling.simulation import SyncRow, predict, validate_load, write_syncs_csv
-from loadtest.commands.hpa_options import (
-    InputError,
-    add_release_options,
-    bad_input,
-    describe_spec,
-    memory_bytes,
-    spec_for,
-)
+from loadtest.commands import hpa_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_release_options(parser)
+    hpa_options.add_release_options(parser)
     parser.add_argument("--load", required=True, type=Path, help="CSV with columns t,rps (seconds, req/s)")
     parser.add_argument(
         "--cpu-ms-per-request",
@@ -45,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     try:
-        spec = spec_for(args.values)
+        spec = hpa_options.spec_for(args.values)
         load = read_load(args.load)
         timeline = predict(
             spec,
@@ -54,11 +47,11 @@ def run_predict(args: argparse.Namespace) -> int:
             ready_delay=args.ready_delay,
             duration=args.duration,
             idle_millicores=args.idle_millicores,
-            memory_bytes_per_pod=memory_bytes(args),
+            memory_bytes_per_pod=hpa_options.memory_bytes(args),
         )
-    except (InputError, ValueError) as exc:
-        return bad_input(exc)
-    print(describe_spec(spec, args.values))
+    except (hpa_options.InputError, ValueError) as exc:
+        return hpa_options.bad_input(exc)
+    print(hpa_options.describe_spec(spec, args.values))
     print(format_timeline(timeline))
     print(summarize(timeline, load))
     if args.out:
@@ -70,13 +63,13 @@ def run_predict(args: argparse.Namespace) -> int:
 def read_load(path: Path) -> list[tuple[float, float]]:
     """The load curve from a CSV with a header containing t and rps; errors name the line and column."""
     if not path.is_file():
-        raise InputError(f"load file not found: {path}")
+        raise hpa_options.InputError(f"load file not found: {path}")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             missing = {"t", "rps"} - set(reader.fieldnames or [])
             if missing:
-                raise InputError(
+                raise hpa_options.InputError(
                     f"{path}: missing column(s) {', '.join(sorted(missing))}; the header must name t,rps"
                 )
             rows, lines = [], []
@@ -84,16 +77,16 @@ def read_load(path: Path) -> list[tuple[float, float]]:
                 try:
                     rows.append((float(record["t"]), float(record["rps"])))
                 except (TypeError, ValueError):
-                    raise InputError(
+                    raise hpa_options.InputError(
                         f"{path} line {reader.line_num}: t and rps must be numbers, got {record}"
                     ) from None
                 lines.append(reader.line_num)
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: not a UTF-8 CSV file with columns t,rps ({exc})") from None
+        raise hpa_options.InputError(f"{path}: not a UTF-8 CSV file with columns t,rps ({exc})") from None
     try:
         return validate_load(rows, row_name=lambda index: f"line {lines[index]}")
     except ValueError as exc:
-        raise InputError(f"{path}: {exc}") from None
+        raise hpa_options.InputError(f"{path}: {exc}") from None
 
 
 def format_timeline(timeline: Sequence[SyncRow]) -> str:
