@@ -38,9 +38,9 @@ bench: setup
 	$(BIN)/python -m tests.bench.render_bench
 
 lint: setup
-	$(BIN)/ruff check service loadtest tests
-	$(BIN)/ruff format --check service loadtest tests
-	$(BIN)/yamllint -c charts/model-api/lintconf.yaml charts/model-api/Chart.yaml charts/model-api/values.yaml charts/model-api/ci values-dev.yaml values-prod.yaml ct.yaml
+	$(BIN)/ruff check service loadtest tests .github/scripts
+	$(BIN)/ruff format --check service loadtest tests .github/scripts
+	$(BIN)/yamllint -c charts/model-api/lintconf.yaml charts/model-api/Chart.yaml charts/model-api/values.yaml charts/model-api/ci values-dev.yaml values-prod.yaml ct.yaml .github/workflows charts/artifacthub-repo.yml
 	$(BIN)/hadolint Dockerfile
 
 demo: setup

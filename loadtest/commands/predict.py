@@ -22,23 +22,14 @@ from pathlib import Path
 from loadtest.autoscaling import compare
 from loadtest.autoscaling.pipeline import ServiceCosts
 from loadtest.autoscaling.simulation import SyncRow, predict, validate_load, write_syncs_csv
-from loadtest.commands.hpa_options import (
-    InputError,
-    add_pipeline_options,
-    add_release_options,
-    bad_input,
-    describe_spec,
-    memory_bytes,
-    pipeline_from,
-    spec_for,
-)
+from loadtest.commands import hpa_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_release_options(parser)
-    add_pipeline_options(parser)
+    hpa_options.add_release_options(parser)
+    hpa_options.add_pipeline_options(parser)
     load = parser.add_mutually_exclusive_group(required=True)
     load.add_argument("--load", type=Path, help="CSV with columns t,rps (seconds, req/s)")
     load.add_argument(
@@ -73,7 +64,7 @@ def load_from(args: argparse.Namespace) -> list[tuple[float, float]]:
     try:
         base, peak = (float(part) for part in args.spike.split(":"))
     except ValueError:
-        raise InputError(f"--spike must be BASE:PEAK requests/s, got {args.spike!r}") from None
+        raise hpa_options.InputError(f"--spike must be BASE:PEAK requests/s, got {args.spike!r}") from None
     return validate_load(compare.spike_load(base, peak))
 
 
@@ -81,7 +72,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.compare:
         return run_compare(args)
     try:
-        spec = spec_for(args.values)
+        spec = hpa_options.spec_for(args.values)
         load = load_from(args)
         timeline = predict(
             spec,
@@ -90,13 +81,13 @@ def run_predict(args: argparse.Namespace) -> int:
             ready_delay=args.ready_delay,
             duration=args.duration,
             idle_millicores=args.idle_millicores,
-            memory_bytes_per_pod=memory_bytes(args),
+            memory_bytes_per_pod=hpa_options.memory_bytes(args),
             latency_ms=args.latency_ms,
-            pipeline=pipeline_from(args),
+            pipeline=hpa_options.pipeline_from(args),
         )
-    except (InputError, ValueError) as exc:
-        return bad_input(exc)
-    print(describe_spec(spec, args.values))
+    except (hpa_options.InputError, ValueError) as exc:
+        return hpa_options.bad_input(exc)
+    print(hpa_options.describe_spec(spec, args.values))
     print(format_timeline(timeline))
     print(summarize(timeline, load))
     if args.out:
@@ -109,10 +100,10 @@ def run_compare(args: argparse.Namespace) -> int:
     """--compare: the strategies' table for this load and these costs."""
     try:
         if args.p95_goal_ms is None or args.p95_ms is None or args.latency_ms is None:
-            raise InputError(
+            raise hpa_options.InputError(
                 "--compare needs --p95-goal-ms, --p95-ms and --latency-ms (measured at low load)"
             )
-        spec = spec_for(args.values)
+        spec = hpa_options.spec_for(args.values)
         load = load_from(args)
         costs = ServiceCosts(
             args.cpu_ms_per_request,
@@ -134,12 +125,12 @@ def run_compare(args: argparse.Namespace) -> int:
             args.p95_goal_ms,
             ready_delay=args.ready_delay,
             duration=args.duration,
-            pipeline=pipeline_from(args),
+            pipeline=hpa_options.pipeline_from(args),
         )
-    except (InputError, ValueError) as exc:
-        return bad_input(exc)
-    print(describe_spec(spec, args.values))
-    print(compare.describe_costs(costs, args.p95_goal_ms, pipeline_from(args), args.ready_delay))
+    except (hpa_options.InputError, ValueError) as exc:
+        return hpa_options.bad_input(exc)
+    print(hpa_options.describe_spec(spec, args.values))
+    print(compare.describe_costs(costs, args.p95_goal_ms, hpa_options.pipeline_from(args), args.ready_delay))
     print(compare.format_table([run.score for run in runs]))
     if args.out:
         for run in runs:
@@ -152,13 +143,13 @@ def run_compare(args: argparse.Namespace) -> int:
 def read_load(path: Path) -> list[tuple[float, float]]:
     """The load curve from a CSV with a header containing t and rps; errors name the line and column."""
     if not path.is_file():
-        raise InputError(f"load file not found: {path}")
+        raise hpa_options.InputError(f"load file not found: {path}")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             missing = {"t", "rps"} - set(reader.fieldnames or [])
             if missing:
-                raise InputError(
+                raise hpa_options.InputError(
                     f"{path}: missing column(s) {', '.join(sorted(missing))}; the header must name t,rps"
                 )
             rows, lines = [], []
@@ -166,16 +157,16 @@ def read_load(path: Path) -> list[tuple[float, float]]:
                 try:
                     rows.append((float(record["t"]), float(record["rps"])))
                 except (TypeError, ValueError):
-                    raise InputError(
+                    raise hpa_options.InputError(
                         f"{path} line {reader.line_num}: t and rps must be numbers, got {record}"
                     ) from None
                 lines.append(reader.line_num)
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: not a UTF-8 CSV file with columns t,rps ({exc})") from None
+        raise hpa_options.InputError(f"{path}: not a UTF-8 CSV file with columns t,rps ({exc})") from None
     try:
         return validate_load(rows, row_name=lambda index: f"line {lines[index]}")
     except ValueError as exc:
-        raise InputError(f"{path}: {exc}") from None
+        raise hpa_options.InputError(f"{path}: {exc}") from None
 
 
 def format_timeline(timeline: Sequence[SyncRow]) -> str:

@@ -12,20 +12,13 @@ from __future__ import annotations
 import argparse
 
 from loadtest.autoscaling import sizing
-from loadtest.commands.hpa_options import (
-    InputError,
-    add_release_options,
-    bad_input,
-    describe_spec,
-    memory_bytes,
-    spec_for,
-)
+from loadtest.commands import hpa_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = f"{__doc__}\n{sizing.__doc__}"
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_release_options(parser)
+    hpa_options.add_release_options(parser)
     parser.add_argument("--peak-rps", required=True, type=float)
     parser.add_argument("--cpu-ms-per-request", required=True, type=float, metavar="MS")
     parser.add_argument("--target-p95-ms", required=True, type=float, help="the p95 latency goal")
@@ -43,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run_size(args: argparse.Namespace) -> int:
     try:
-        spec = spec_for(args.values)
+        spec = hpa_options.spec_for(args.values)
         targets = _targets(args.targets)
         question = sizing.SizingInput.from_spec(
             spec,
@@ -53,9 +46,9 @@ def run_size(args: argparse.Namespace) -> int:
             measured_p95_ms=args.measured_p95_ms,
         )
         rows = sizing.size(question, targets)
-    except (InputError, ValueError) as exc:
-        return bad_input(exc)
-    print(describe_spec(spec, args.values))
+    except (hpa_options.InputError, ValueError) as exc:
+        return hpa_options.bad_input(exc)
+    print(hpa_options.describe_spec(spec, args.values))
     print(
         f"peak {args.peak_rps:g} rps x {args.cpu_ms_per_request:g} ms CPU = "
         f"{args.peak_rps * args.cpu_ms_per_request:.0f} millicores; p95 goal {args.target_p95_ms:g} ms "
@@ -85,7 +78,11 @@ def run_size(args: argparse.Namespace) -> int:
     else:
         print(f"recommended: CPU target {best.target_percent} %, maxReplicas >= {best.replicas}")
     check = sizing.verify(
-        spec, question, best, ready_delay=args.ready_delay, memory_bytes_per_pod=memory_bytes(args)
+        spec,
+        question,
+        best,
+        ready_delay=args.ready_delay,
+        memory_bytes_per_pod=hpa_options.memory_bytes(args),
     )
     if check.seconds_to_needed is None:
         print(
@@ -106,4 +103,6 @@ def _targets(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise InputError(f"--targets must be comma-separated whole percents, got {text!r}") from None
+        raise hpa_options.InputError(
+            f"--targets must be comma-separated whole percents, got {text!r}"
+        ) from None

@@ -130,26 +130,19 @@ class WrongSpeciesHandler(ReadyStub):
         self.reply({"species": SPECIES[(species + 1) % len(SPECIES)]})
 
 
-@pytest.fixture
-def wrong_species_url() -> Iterator[str]:
+@pytest.fixture(scope="module")
+def wrong_species_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoadRun, Path]:
+    """One classify run against a stub that answers a wrong species: (the run, its report directory)."""
+    out = tmp_path_factory.mktemp("wrong-species")
+    options = ("--user", "classify", "--shape", "soak", "--users", "1", "--duration", "3")
     with serving(WrongSpeciesHandler) as server:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        run = run_loadtest(f"http://127.0.0.1:{server.server_address[1]}", out, *options)
+    return run, next(out.iterdir())
 
 
 @pytest.mark.slow
-def test_a_wrong_species_is_a_failure(wrong_species_url: str, tmp_path: Path) -> None:
-    finished, summary, _ = run_loadtest(
-        wrong_species_url,
-        tmp_path,
-        "--user",
-        "classify",
-        "--shape",
-        "soak",
-        "--users",
-        "1",
-        "--duration",
-        "3",
-    )
+def test_a_wrong_species_is_a_failure(wrong_species_run: tuple[LoadRun, Path]) -> None:
+    (finished, summary, _), _ = wrong_species_run
     classify = next(e for e in summary["endpoints"] if e["name"] == "/api/v01/classify")
     assert classify["requests"] > 0, "the stub received no request"
     assert classify["failures"] == classify["requests"], "every wrong species must count as a failure"
@@ -158,23 +151,11 @@ def test_a_wrong_species_is_a_failure(wrong_species_url: str, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_failure_reasons_are_listed_with_their_counts(wrong_species_url: str, tmp_path: Path) -> None:
+def test_failure_reasons_are_listed_with_their_counts(wrong_species_run: tuple[LoadRun, Path]) -> None:
     """The report and the console name why requests failed and how often (locust groups them)."""
-    finished, summary, _ = run_loadtest(
-        wrong_species_url,
-        tmp_path,
-        "--user",
-        "classify",
-        "--shape",
-        "soak",
-        "--users",
-        "1",
-        "--duration",
-        "3",
-    )
+    (finished, summary, _), report = wrong_species_run
     classify = next(e for e in summary["endpoints"] if e["name"] == "/api/v01/classify")
-    markdown = next(tmp_path.iterdir()).joinpath("report.md").read_text()
-    table = markdown.split("## Failures by reason", 1)[-1].split("##", 1)[0]
+    table = report.joinpath("report.md").read_text().split("## Failures by reason", 1)[-1].split("##", 1)[0]
     counted = sum(
         int(line.split("|")[1]) for line in table.splitlines() if line.startswith("| ") and "species" in line
     )
