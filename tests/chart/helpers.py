@@ -110,6 +110,11 @@ def render_set(set_id: str, values: Mapping[str, Any] | None = None) -> list[Man
     return render(values, files=VALUE_SETS[set_id])
 
 
+def merge_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` deep-merged onto `base`, as Helm merges values files (see loadtest.chart.release)."""
+    return release.merge_values(base, override)
+
+
 def find(objects: Iterable[Manifest], kind: str, name: str | None = None) -> list[Manifest]:
     return release.find(objects, kind, name)
 

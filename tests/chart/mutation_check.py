@@ -366,6 +366,65 @@ MUTATIONS = [
         "sum(model_api_requests_in_flight{",
         "sum(model_api_in_flight{",
     ),
+    # --- issue 9: the API key as a file, the test hook's network, CRD-backed objects, utilization targets
+    Mutation("API key file readable by every user", HELPERS, "defaultMode: 288", "defaultMode: 420"),
+    Mutation(
+        "API key mount writable",
+        HELPERS,
+        'mountPath: {{ include "model-api.apiKeyDir" . }}\n  readOnly: true',
+        'mountPath: {{ include "model-api.apiKeyDir" . }}\n  readOnly: false',
+    ),
+    Mutation(
+        "helm test pod's NetworkPolicy admits ingress",
+        "chart/templates/tests/networkpolicy.yaml",
+        "  ingress: []\n",
+        "  ingress:\n    - {}\n",
+    ),
+    Mutation(
+        "values-prod.yaml forces the ServiceMonitor",
+        PROD,
+        "  enabled: true\n  labels:\n    release: kube-prometheus-stack",
+        "  enabled: true\n  forceEnable: true\n  labels:\n    release: kube-prometheus-stack",
+    ),
+    Mutation(
+        "utilization targets capped at 100 %",
+        "chart/values.schema.json",
+        '"null"\n      ],\n      "minimum": 1\n    },\n    "duration"',
+        '"null"\n      ],\n      "minimum": 1,\n      "maximum": 100\n    },\n    "duration"',
+    ),
+    # --- issue 10: model delivery
+    Mutation(
+        "fetched model mounted writable in the service container",
+        POD,
+        '  {{- if eq $source "uri" }}\n  readOnly: true',
+        '  {{- if eq $source "uri" }}\n  readOnly: false',
+    ),
+    Mutation(
+        "remote model.uri accepted without a digest",
+        VALIDATE,
+        '(has $scheme (list "https" "http" "s3"))',
+        '(has $scheme (list "ftp"))',
+    ),
+    # --- issue 12: batch
+    Mutation(
+        "batch pods carry the serving selector labels",
+        POD,
+        '{{- include "model-api.componentSelectorLabels" . }}\napp.kubernetes.io/managed-by',
+        '{{- include "model-api.selectorLabels" $root }}\napp.kubernetes.io/managed-by',
+    ),
+    Mutation(
+        "Job name without its spec hash (an upgrade patches an immutable template)",
+        "chart/templates/_batch.tpl",
+        '(include "model-api.batchJobSpec" . | sha256sum | trunc 8)',
+        '"batch"',
+    ),
+    Mutation(
+        "batch exit code 3 fails its index without a retry",
+        "chart/templates/_batch.tpl",
+        "values: [2, 4, 5]",
+        "values: [2, 3, 4, 5]",
+    ),
+    Mutation("CronJob runs overlap", VALUES, "concurrencyPolicy: Forbid", "concurrencyPolicy: Allow"),
 ]
 
 

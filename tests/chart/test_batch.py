@@ -11,9 +11,8 @@ from typing import Any
 import helm_python
 import pytest
 
-from loadtest.chart.release import merge_values
 from tests.chart import helpers
-from tests.chart.helpers import Manifest, get, render
+from tests.chart.helpers import Manifest, get, merge_values, render
 from tests.chart.test_policy import POD_CHECKS
 
 JOB_TEMPLATE = "templates/batch-job.yaml"
@@ -21,7 +20,7 @@ CRON_TEMPLATE = "templates/batch-cronjob.yaml"
 BATCH = {"batch": {"enabled": True, "input": "s3://data/iris.csv", "output": "s3://data/scored/"}}
 NIGHTLY = merge_values(BATCH, {"batch": {"schedule": "0 2 * * *", "timeZone": "Europe/Berlin"}})
 MODEL = {"model": {"uri": "s3://models/iris/model.onnx", "sha256": "a" * 64, "version": "7"}}
-TIMEZONES = helpers.CHART_DIR / "files" / "timezones.txt"
+TIMEZONES = helpers.CHART_DIR / "templates" / "_timezones.tpl"
 
 
 def job(values: dict[str, Any]) -> Manifest:
@@ -232,8 +231,9 @@ def test_schema_refuses_malformed_batch_values(key: str, values: dict[str, Any])
 
 
 def test_time_zone_list_is_the_iana_database() -> None:
-    """files/timezones.txt (what validateValues accepts) is the tz database's zone list, sorted."""
-    listed = TIMEZONES.read_text().split()
+    """model-api.timeZones (what validateValues accepts) is the tz database's zone list, sorted."""
+    body = TIMEZONES.read_text().split('{{- define "model-api.timeZones" -}}\n', 1)[1]
+    listed = body.split("{{- end }}", 1)[0].split()
     actual = (listed == sorted(set(listed)), {"UTC", "Europe/Berlin", "America/New_York"} <= set(listed))
     unknown = [zone for zone in listed if zone not in zoneinfo.available_timezones()]
     assert (actual, unknown) == ((True, True), [])
@@ -266,3 +266,11 @@ def test_batch_on_s3_gets_the_s3_settings_and_serving_pods_do_not() -> None:
     assert (batch_env & expected, serving_env & expected) == (expected, set()), (
         "Job: spec.template.spec.containers[0].env has the S3 settings; the serving container has none"
     )
+
+
+def test_rotating_the_api_key_does_not_rerun_the_batch() -> None:
+    """The batch pods do not use the API key: a new key is no new Job."""
+    names = [
+        job(merge_values(BATCH, {"apiKey": {"value": key}}))["metadata"]["name"] for key in ("one", "two")
+    ]
+    assert names[0] == names[1], "Job: metadata.name changes with apiKey.value"

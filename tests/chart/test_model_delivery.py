@@ -12,9 +12,9 @@ from typing import Any
 import helm_python
 import pytest
 
-from loadtest.chart.release import merge_values
 from tests.chart import helpers
-from tests.chart.helpers import Manifest, get, render
+from tests.chart.helpers import Manifest, get, merge_values, render
+from tests.chart.test_policy import POD_CHECKS
 
 DIGEST = "0" * 63 + "1"
 OTHER_DIGEST = "f" * 64
@@ -338,3 +338,16 @@ def test_pod_template_takes_its_model_and_image_from_the_caller(tmp_path: Path) 
         "green",
         None,
     )
+
+
+@pytest.mark.parametrize(
+    "model",
+    [{**S3, "s3": S3_SECRET}, {"pvc": {"claimName": "models"}}],
+    ids=["uri", "pvc"],
+)
+def test_model_delivery_pods_pass_the_pod_policy(model: dict[str, Any]) -> None:
+    """The restricted Pod Security Standard, requests and memory limits, pinned images, no literal secrets —
+    for the fetch init container too."""
+    owners = helpers.pod_owners(render({"model": model}))
+    findings = [f for owner in owners for check in POD_CHECKS.values() for f in check(owner)]
+    assert findings == []

@@ -16,9 +16,8 @@ from model_api.openapi import openapi_document
 from model_api.settings import Settings, SettingsError, env_name
 
 from loadtest.chart import localpod
-from loadtest.chart.release import merge_values
 from tests.chart import helpers
-from tests.chart.helpers import Manifest, label, selects
+from tests.chart.helpers import Manifest, label, merge_values, selects
 
 SELECTOR_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
 SERVICE_SETTINGS = {env_name(name) for name in Settings.__dataclass_fields__}

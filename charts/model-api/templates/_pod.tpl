@@ -25,7 +25,7 @@ metadata:
   annotations:
     {{- /* the data only: a new chart version or commonLabels must not roll the pods */}}
     checksum/config: {{ (include (print $root.Template.BasePath "/configmap.yaml") $root | fromYaml).data | toJson | sha256sum }}
-    {{- if and $values.apiKey.value (not $values.apiKey.existingSecret) }}
+    {{- if and $server $values.apiKey.value (not $values.apiKey.existingSecret) }}
     checksum/secret: {{ (include (print $root.Template.BasePath "/secret.yaml") $root | fromYaml).data | toJson | sha256sum }}
     {{- end }}
     {{- with $values.podAnnotations }}

@@ -383,7 +383,7 @@ a Job with nothing to read or write.
 {{- if gt (len $name) 52 }}
 {{- $m = append $m (printf "the CronJob name %s is %d characters; Kubernetes needs 52 at most (its Jobs add 11): set fullnameOverride or a shorter release name" $name (len $name)) }}
 {{- end }}
-{{- if and $batch.timeZone (not (has $batch.timeZone (.root.Files.Get "files/timezones.txt" | splitList "\n"))) }}
+{{- if and $batch.timeZone (not (has $batch.timeZone (include "model-api.timeZones" .root | splitList "\n"))) }}
 {{- $m = append $m (printf "batch.timeZone %s is no IANA time zone the API server knows (e.g. Europe/Berlin, America/New_York, UTC)" $batch.timeZone) }}
 {{- end }}
 {{- else }}

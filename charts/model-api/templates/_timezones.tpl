@@ -1,3 +1,8 @@
+{{/*
+The IANA time zone names (tz database, one per line) a CronJob's timeZone may take: what the API server
+loads. validateValues refuses others. Regenerate from Python's zoneinfo.available_timezones(), sorted.
+*/}}
+{{- define "model-api.timeZones" -}}
 Africa/Abidjan
 Africa/Accra
 Africa/Addis_Ababa
@@ -489,7 +494,6 @@ Europe/Warsaw
 Europe/Zagreb
 Europe/Zaporozhye
 Europe/Zurich
-Factory
 GB
 GB-Eire
 GMT
@@ -596,4 +600,4 @@ Universal
 W-SU
 WET
 Zulu
-localtime
+{{- end }}
