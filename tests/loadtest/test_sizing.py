@@ -166,13 +166,8 @@ def test_verify_accepts_a_count_the_tolerance_band_holds() -> None:
 def test_size_per_strategy_meets_the_goal_at_the_top_of_the_band() -> None:
     """300 req/s at 25 ms of CPU (a pod serves 40 req/s), p95 60 ms at low load, goal 200 ms: a pod may
     run at 28 req/s (60 / (1 - 0.7) = 200); each target leaves the 10 % band under that."""
-    question = sizing.SizingInput(
-        peak_rps=300,
-        cpu_ms_per_request=25,
-        cpu_request_millicores=500,
-        target_p95_ms=200,
-        measured_p95_ms=60,
-        max_replicas=30,
+    question = dataclasses.replace(
+        QUESTION, peak_rps=300, cpu_ms_per_request=25, target_p95_ms=200, measured_p95_ms=60, max_replicas=30
     )
     rows = {r.strategy: r for r in sizing.size_strategies(question, latency_ms=30.0)}
     expected = {

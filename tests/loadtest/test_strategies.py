@@ -254,27 +254,14 @@ def test_faster_pipeline_never_scales_later() -> None:
     assert first[0] <= first[1], f"first scale-up with a 5 s scrape {first[0]} vs 30 s {first[1]}"
 
 
+# `predict --compare` on the built-in spike, without the measurements it needs
+COMPARE_ARGV = ["predict", "--values", "values-prod.yaml", "--spike", "30:120", "--cpu-ms-per-request", "25"]
+MEASURED = ["--p95-goal-ms", "200", "--p95-ms", "60", "--latency-ms", "30"]
+
+
 @pytest.mark.chart
 def test_predict_compare_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = [
-        "predict",
-        "--values",
-        "values-prod.yaml",
-        "--spike",
-        "30:120",
-        "--cpu-ms-per-request",
-        "25",
-        "--compare",
-        "--p95-goal-ms",
-        "200",
-        "--p95-ms",
-        "60",
-        "--latency-ms",
-        "30",
-        "--duration",
-        "600",
-    ]
-    status = run_cli(argv)
+    status = run_cli([*COMPARE_ARGV, "--compare", *MEASURED, "--duration", "600"])
     out = capsys.readouterr().out
     expected = (0, True, True, True)
     actual = (status, "first scale-up s" in out, "KEDA" in out, "winners (* lowest)" in out)
@@ -283,18 +270,7 @@ def test_predict_compare_prints_the_table(capsys: pytest.CaptureFixture[str]) ->
 
 @pytest.mark.chart
 def test_predict_compare_without_measurements_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    status = run_cli(
-        [
-            "predict",
-            "--values",
-            "values-prod.yaml",
-            "--spike",
-            "30:120",
-            "--cpu-ms-per-request",
-            "25",
-            "--compare",
-        ]
-    )
+    status = run_cli([*COMPARE_ARGV, "--compare"])
     expected = (2, True)
     actual = (status, "--p95-goal-ms" in capsys.readouterr().err)
     assert actual == expected, "(status, the missing option named)"
