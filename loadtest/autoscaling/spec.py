@@ -280,20 +280,39 @@ class HpaSpec:
         return parsed
 
     @classmethod
-    def from_release(cls, objects: Iterable[release.Manifest]) -> HpaSpec:
+    def from_release(cls, objects: Iterable[release.Manifest], name: str | None = None) -> HpaSpec:
         """From the rendered release (`release.render(values)`): its HPA, or the HPA KEDA makes from its
-        ScaledObject; clear errors when it cannot be predicted."""
+        ScaledObject; with rollout slots (one autoscaler per running slot) the one called `name`. Clear
+        errors when it cannot be predicted."""
         objects = list(objects)
-        workload = release.workload(objects)
-        container = release.main_container(objects)["name"]
-        if release.find(objects, "HorizontalPodAutoscaler"):
-            return cls.from_manifests(release.get(objects, "HorizontalPodAutoscaler"), workload, container)
-        if release.find(objects, "ScaledObject"):
-            return cls.from_scaled_object(release.get(objects, "ScaledObject"), workload, container)
-        raise HpaSpecError(
-            "the rendered release has no HorizontalPodAutoscaler or ScaledObject: these values do not enable "
-            "autoscaling (set autoscaling.enabled: true, e.g. with values-prod.yaml)"
-        )
+        autoscalers = [
+            o
+            for o in objects
+            if o.get("kind") in ("HorizontalPodAutoscaler", "ScaledObject")
+            and name in (None, o.get("metadata", {}).get("name"))
+        ]
+        if not autoscalers:
+            wanted = f" named {name!r}" if name else ""
+            raise HpaSpecError(
+                f"the rendered release has no HorizontalPodAutoscaler or ScaledObject{wanted}: these "
+                "values do not enable autoscaling (set autoscaling.enabled: true, e.g. with values-prod.yaml)"
+            )
+        if len(autoscalers) > 1:
+            names = ", ".join(o["metadata"]["name"] for o in autoscalers)
+            raise HpaSpecError(
+                f"the release has one autoscaler per running slot ({names}): "
+                "name the one to replay (--autoscaler NAME)"
+            )
+        chosen = autoscalers[0]
+        if len(release.find(objects, "Deployment") + release.find(objects, "StatefulSet")) == 1:
+            workload, container = release.workload(objects), release.main_container(objects)["name"]
+        else:  # slots: the autoscaler's own target; the chart puts the service container first
+            ref = chosen.get("spec", {}).get("scaleTargetRef", {})
+            workload = release.get(objects, ref.get("kind", "Deployment"), ref.get("name"))
+            container = workload["spec"]["template"]["spec"]["containers"][0]["name"]
+        if chosen["kind"] == "HorizontalPodAutoscaler":
+            return cls.from_manifests(chosen, workload, container)
+        return cls.from_scaled_object(chosen, workload, container)
 
     @classmethod
     def from_scaled_object(

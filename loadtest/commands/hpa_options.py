@@ -28,6 +28,11 @@ def add_release_options(parser: argparse.ArgumentParser) -> None:
         help="values file, like helm -f (repeatable; later files win)",
     )
     parser.add_argument(
+        "--autoscaler",
+        metavar="NAME",
+        help="with rollout slots (one HPA or ScaledObject per running slot): the one to replay",
+    )
+    parser.add_argument(
         "--ready-delay",
         type=float,
         default=30.0,
@@ -63,14 +68,14 @@ def resolve_values(files: Sequence[str]) -> list[Path]:
     return resolved
 
 
-def spec_for(values_files: Sequence[str]) -> HpaSpec:
+def spec_for(values_files: Sequence[str], autoscaler: str | None = None) -> HpaSpec:
     """The HPA spec of the chart rendered with these values files."""
     values = release.load_values(resolve_values(values_files))
     try:
         objects = release.render(values)
     except Exception as exc:  # the Helm engine reports template and schema errors as its own exceptions
         raise InputError(f"rendering the chart with {', '.join(values_files)} failed: {exc}") from exc
-    return HpaSpec.from_release(objects)
+    return HpaSpec.from_release(objects, autoscaler)
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:

@@ -72,7 +72,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.compare:
         return run_compare(args)
     try:
-        spec = hpa_options.spec_for(args.values)
+        spec = hpa_options.spec_for(args.values, args.autoscaler)
         load = load_from(args)
         timeline = predict(
             spec,
@@ -103,7 +103,7 @@ def run_compare(args: argparse.Namespace) -> int:
             raise hpa_options.InputError(
                 "--compare needs --p95-goal-ms, --p95-ms and --latency-ms (measured at low load)"
             )
-        spec = hpa_options.spec_for(args.values)
+        spec = hpa_options.spec_for(args.values, args.autoscaler)
         load = load_from(args)
         costs = ServiceCosts(
             args.cpu_ms_per_request,

@@ -36,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run_size(args: argparse.Namespace) -> int:
     try:
-        spec = hpa_options.spec_for(args.values)
+        spec = hpa_options.spec_for(args.values, args.autoscaler)
         targets = _targets(args.targets)
         question = sizing.SizingInput.from_spec(
             spec,

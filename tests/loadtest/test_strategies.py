@@ -274,3 +274,19 @@ def test_predict_compare_without_measurements_exits_2(capsys: pytest.CaptureFixt
     expected = (2, True)
     actual = (status, "--p95-goal-ms" in capsys.readouterr().err)
     assert actual == expected, "(status, the missing option named)"
+
+
+@pytest.mark.chart
+def test_rollout_slots_need_the_autoscaler_named(tmp_path: Path) -> None:
+    """values-canary.yaml runs two slots, each with its HPA: the predictor replays the one named."""
+    engine = tmp_path / "helm-engine.yaml"
+    engine.write_text(yaml.safe_dump({"rollout": {"engine": "helm"}}))
+    values = [release.ROOT / "values-prod.yaml", release.ROOT / "values-canary.yaml", engine]
+    objects = release.render(release.load_values(values))
+    with pytest.raises(
+        HpaSpecError, match=r"one autoscaler per running slot \(model-api-blue, model-api-green\)"
+    ):
+        HpaSpec.from_release(objects)
+    expected = ("model-api-green", 3, 10)
+    spec = HpaSpec.from_release(objects, "model-api-green")
+    assert (spec.name, spec.min_replicas, spec.max_replicas) == expected, "the green slot's HPA"
