@@ -27,6 +27,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from loadtest.autoscaling.controller import SYNC_PERIOD
 from loadtest.autoscaling.pipeline import DEFAULT_PIPELINE, MetricPipeline, ServiceCosts
 from loadtest.autoscaling.simulation import SimulatedPod, SyncRow, predict, rps_at, validate_load
 from loadtest.autoscaling.spec import HpaSpec, KedaScaling, MetricTarget
@@ -261,4 +262,22 @@ def describe_costs(
         f"{ready_delay:g} s; {pipeline.describe()}; KEDA polls every {KEDA_POLLING_INTERVAL:g} s and scales "
         "from zero on the requests/s arriving at the Service (an ingress counter: the pods' own series "
         "do not exist at zero)"
+    )
+
+
+def stuck_at_zero(spec: HpaSpec, rows: Sequence[SyncRow]) -> str:
+    """A warning when requests arrived while the workload stayed at zero replicas (else "")."""
+    waiting = [r.t for r in rows if r.replicas == 0 and r.desired == 0 and r.rps > 0]
+    if not waiting:
+        return ""
+    own_series = spec.keda is not None and all(m.signal != "offered_rps" for m in spec.metrics if m.is_custom)
+    cause = (
+        "its triggers read the pods' own series, which no pod reports at zero replicas: scale from zero "
+        "needs a request count in front of the pods (an ingress or gateway metric)"
+        if own_series
+        else "no trigger was active"
+    )
+    return (
+        f"WARNING: requests arrived at zero replicas for {len(waiting) * SYNC_PERIOD:g} s "
+        f"(from t={waiting[0]:g} s) and nothing scaled from zero: {cause}"
     )

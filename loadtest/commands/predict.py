@@ -90,6 +90,9 @@ def run_predict(args: argparse.Namespace) -> int:
     print(hpa_options.describe_spec(spec, args.values))
     print(format_timeline(timeline))
     print(summarize(timeline, load))
+    stuck = compare.stuck_at_zero(spec, timeline)
+    if stuck:
+        print(stuck)
     if args.out:
         write_syncs_csv(args.out, timeline)
         print(f"timeline: {args.out} ({len(timeline)} syncs)")

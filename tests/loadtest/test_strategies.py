@@ -290,3 +290,26 @@ def test_rollout_slots_need_the_autoscaler_named(tmp_path: Path) -> None:
     expected = ("model-api-green", 3, 10)
     spec = HpaSpec.from_release(objects, "model-api-green")
     assert (spec.name, spec.min_replicas, spec.max_replicas) == expected, "the green slot's HPA"
+
+
+@pytest.mark.chart
+def test_predict_warns_when_the_charts_keda_trigger_cannot_wake_from_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = write_values(
+        tmp_path,
+        {
+            "engine": "keda",
+            "minReplicas": 0,
+            "targetCPUUtilizationPercentage": None,
+            "targetRequestsPerSecond": 14,
+        },
+    )
+    load = tmp_path / "load.csv"
+    load.write_text("t,rps\n0,0\n60,30\n400,0\n")
+    argv = ["predict", "--values", str(values), "--load", str(load), "--cpu-ms-per-request", "25"]
+    status = run_cli([*argv, "--duration", "600"])
+    out = capsys.readouterr().out
+    expected = (0, True)
+    actual = (status, "requests arrived at zero replicas for 345 s (from t=60 s)" in out)
+    assert actual == expected, f"(status, the warning) in:\n{out}"
