@@ -89,7 +89,7 @@ def strategies(
     plain = dataclasses.replace(base, keda=None)
     keda = dataclasses.replace(
         plain,
-        min_replicas=max(base.min_replicas, 1),
+        min_replicas=1,  # KEDA gives its HPA max(minReplicaCount, 1)
         metrics=(_custom("s0-prometheus", rps, "offered_rps", source="External"),),
         keda=KedaScaling(0, KEDA_POLLING_INTERVAL, KEDA_COOLDOWN_PERIOD, (0.0,)),
     )

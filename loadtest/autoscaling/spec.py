@@ -3,9 +3,11 @@ API's defaults applied (pkg/apis/autoscaling/v2/defaults.go), plus the requests 
 scales.
 
 ``HpaSpec.from_release(objects)`` reads it from the rendered release: minReplicas, maxReplicas, metrics
-(Resource and ContainerResource, cpu and memory; the API server's 80 % CPU when none), behavior (None when
-unset: the controller then takes its legacy path) and, per container, the requests the utilization is
-computed against. Unsupported input raises ``HpaSpecError`` naming the field.
+(Resource and ContainerResource, cpu and memory; Pods, Object and External metrics on the service's own
+series; the API server's 80 % CPU when none), behavior (None when unset: the controller then takes its
+legacy path) and, per container, the requests the utilization is computed against. A KEDA ScaledObject is
+read as the HPA KEDA's operator makes from it (``from_scaled_object``), with KEDA's own 0 <-> 1 step in
+``HpaSpec.keda``. Unsupported input raises ``HpaSpecError`` naming the field.
 """
 
 from __future__ import annotations
