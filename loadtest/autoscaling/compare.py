@@ -256,7 +256,7 @@ def describe_costs(
 ) -> str:
     """The measured costs and assumed delays every strategy shares, in a line."""
     return (
-        f"costs: {costs.cpu_ms_per_request:g} ms CPU/request, latency {costs.latency_ms:g} ms, p95 "
+        f"costs: {costs.cpu_ms_per_request:.2f} ms CPU/request, latency {costs.latency_ms:g} ms, p95 "
         f"{costs.p95_ms:g} ms at low load, pod capacity {costs.capacity_millicores:g}m "
         f"({costs.throughput:.1f} req/s); p95 goal {p95_goal_ms:g} ms; a new pod Ready after "
         f"{ready_delay:g} s; {pipeline.describe()}; KEDA polls every {KEDA_POLLING_INTERVAL:g} s and scales "
