@@ -1,8 +1,9 @@
 """The chart tests' API: `render(values, files, show_only)` → validated objects; `get(objects, kind, name)`.
 
 Rendering is Helm's own Go engine in-process (loadtest/chart/release.py over helm-python-sdk); every object of
-every render is checked against the strict Kubernetes schema of each minor the chart supports, so "it
-renders" means "a cluster would accept it". Renders are cached per values set: most tests share a few.
+every render is checked against the strict Kubernetes schema of each minor the chart supports (custom
+resources against their vendored CRD schemas, tests/chart/crds/), so "it renders" means "a cluster would
+accept it". Renders are cached per values set: most tests share a few.
 
 `MODEL_API_CHART_DIR` points the whole suite at another copy of the chart (mutation checks), and
 `MODEL_API_VALUES_DIR` at another directory holding values-dev.yaml and values-prod.yaml.
@@ -10,6 +11,7 @@ renders" means "a cluster would accept it". Renders are cached per values set: m
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import json
@@ -19,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.chart import kube_schema, release
+from tests.chart import crd_schemas
+
+crd_schemas.register()  # custom resources are checked against their published CRD schemas
 
 Manifest = dict[str, Any]
 
@@ -28,6 +33,7 @@ RELEASE = release.DEFAULT_RELEASE
 NAMESPACE = release.DEFAULT_NAMESPACE
 FULLNAME = "model-api"  # the fullname helper returns the release name when it contains the chart name
 POD_KINDS = ("Deployment", "StatefulSet")
+JOB_KINDS = ("Job", "CronJob")
 
 
 def value_sets() -> dict[str, tuple[Path, ...]]:
@@ -104,6 +110,11 @@ def render_set(set_id: str, values: Mapping[str, Any] | None = None) -> list[Man
     return render(values, files=VALUE_SETS[set_id])
 
 
+def merge_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` deep-merged onto `base`, as Helm merges values files (see loadtest.chart.release)."""
+    return release.merge_values(base, override)
+
+
 def find(objects: Iterable[Manifest], kind: str, name: str | None = None) -> list[Manifest]:
     return release.find(objects, kind, name)
 
@@ -130,14 +141,35 @@ def is_hook(obj: Mapping[str, Any]) -> bool:
     return release.is_hook(dict(obj))
 
 
+def pod_template_path(obj: Mapping[str, Any]) -> str:
+    """Where an object's pod template sits: "spec.template" (workloads, Job), "spec.jobTemplate.spec.template"
+    (CronJob), "" for a bare Pod (the test hook)."""
+    if obj["kind"] in (*POD_KINDS, "Job"):
+        return "spec.template"
+    return "spec.jobTemplate.spec.template" if obj["kind"] == "CronJob" else ""
+
+
+def pod_template(obj: Mapping[str, Any]) -> Manifest:
+    """{metadata, spec} of the pods an object runs (a bare Pod is its own template)."""
+    node: Any = obj
+    for part in filter(None, pod_template_path(obj).split(".")):
+        node = node[part]
+    return node
+
+
 def pod_spec(obj: Mapping[str, Any]) -> Manifest:
-    """The pod spec of a workload (its template) or of a bare Pod (the test hook)."""
-    return obj["spec"]["template"]["spec"] if obj["kind"] in POD_KINDS else obj["spec"]
+    """The pod spec of a workload, Job or CronJob (its template) or of a bare Pod (the test hook)."""
+    return pod_template(obj)["spec"]
+
+
+def pod_template_labels(obj: Mapping[str, Any]) -> dict[str, str]:
+    """The labels of the pods an object creates, or of a bare Pod."""
+    return dict(pod_template(obj)["metadata"].get("labels") or {})
 
 
 def pod_owners(objects: Iterable[Manifest]) -> list[Manifest]:
-    """Every object that runs pods: the workload and any hook Pod."""
-    return [obj for obj in objects if obj.get("kind") in (*POD_KINDS, "Pod")]
+    """Every object that runs pods: the workload, the batch Job or CronJob and any hook Pod."""
+    return [obj for obj in objects if obj.get("kind") in (*POD_KINDS, *JOB_KINDS, "Pod")]
 
 
 def containers(spec: Mapping[str, Any]) -> list[Manifest]:
@@ -175,3 +207,48 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
         if (operator == "Exists") != present and operator in ("Exists", "DoesNotExist"):
             return False
     return True
+
+
+def secret_files(
+    objects: Iterable[Manifest],
+    spec: Mapping[str, Any],
+    container: Mapping[str, Any],
+    root: Path,
+    external: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, Path]:
+    """Write the files of the container's Secret volume mounts under `root`, as the kubelet would (only the
+    listed `items`, else every key), and return {mountPath: local directory}. A Secret the release does not
+    render comes from `external` ({name: {key: value}}); LookupError names one found in neither."""
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    mounts: dict[str, Path] = {}
+    for mount in container.get("volumeMounts") or []:
+        source = (volumes.get(mount["name"]) or {}).get("secret")
+        if source is None:
+            continue
+        name = source["secretName"]
+        rendered = [o for o in find(objects, "Secret", name) if not is_hook(o)]
+        if rendered:
+            data = {k: base64.b64decode(v).decode() for k, v in (rendered[0].get("data") or {}).items()}
+            data.update(rendered[0].get("stringData") or {})
+        elif external and name in external:
+            data = dict(external[name])
+        else:
+            raise LookupError(f"volumes[{mount['name']}].secret: Secret/{name} is neither rendered nor given")
+        items = source.get("items") or [{"key": key, "path": key} for key in data]
+        directory = root / mount["mountPath"].lstrip("/")
+        for item in items:
+            target = directory / item["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(data[item["key"]])
+        mounts[mount["mountPath"]] = directory
+    return mounts
+
+
+def localized(env: Mapping[str, str], mounts: Mapping[str, Path]) -> dict[str, str]:
+    """The env entries whose value is a path inside one of `mounts`, pointed at the local copy."""
+    return {
+        name: str(local / Path(value).relative_to(mount_path))
+        for name, value in env.items()
+        for mount_path, local in mounts.items()
+        if value == mount_path or value.startswith(mount_path.rstrip("/") + "/")
+    }

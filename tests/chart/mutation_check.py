@@ -33,7 +33,9 @@ class Mutation:
     new: str
 
 
-POD = "chart/templates/_helpers.tpl"
+POD = "chart/templates/_pod.tpl"
+HELPERS = "chart/templates/_helpers.tpl"
+VALIDATE = "chart/templates/_validate.tpl"
 VALUES = "chart/values.yaml"
 PROD = "values/values-prod.yaml"
 
@@ -48,26 +50,26 @@ MUTATIONS = [
     Mutation(
         "readiness probe on a port the container lacks",
         POD,
-        "path: /readyz\n          port: http\n        {{- toYaml .Values.readinessProbe",
-        "path: /readyz\n          port: 8081\n        {{- toYaml .Values.readinessProbe",
+        "path: /readyz\n          port: http\n        {{- toYaml $values.readinessProbe",
+        "path: /readyz\n          port: 8081\n        {{- toYaml $values.readinessProbe",
     ),
     Mutation(
         "selector label dropped from the pods",
         POD,
-        'labels:\n    {{- include "model-api.labels" . | nindent 4 }}\n    {{- with .Values.podLabels',
-        'labels:\n    {{- include "model-api.commonLabels" . | nindent 4 }}\n    {{- with .Values.podLabels',
+        '{{- if eq .component "server" }}\n{{- include "model-api.selectorLabels" $root }}',
+        '{{- if eq .component "server" }}\n{{- include "model-api.componentSelectorLabels" . }}',
     ),
     Mutation(
         "workload selector carries mutable labels",
         "chart/templates/deployment.yaml",
-        'matchLabels:\n      {{- include "model-api.selectorLabels" . | nindent 6 }}',
+        'matchLabels:\n      {{- include "model-api.slotSelectorLabels" (list $ $slot) | nindent 6 }}',
         'matchLabels:\n      {{- include "model-api.labels" . | nindent 6 }}',
     ),
     Mutation(
         "HPA aimed at the wrong workload name",
         "chart/templates/hpa.yaml",
-        'kind: {{ .Values.workload.kind }}\n    name: {{ include "model-api.fullname" . }}',
-        'kind: {{ .Values.workload.kind }}\n    name: {{ include "model-api.fullname" . }}-app',
+        "kind: {{ .Values.workload.kind }}\n    name: {{ $target.name }}",
+        "kind: {{ .Values.workload.kind }}\n    name: {{ $target.name }}-app",
     ),
     Mutation(
         "HPA kind fixed to Deployment",
@@ -84,8 +86,8 @@ MUTATIONS = [
     Mutation(
         "replicas kept while the HPA scales",
         "chart/templates/deployment.yaml",
-        "{{- if not .Values.autoscaling.enabled }}\n  replicas:",
-        "{{- if true }}\n  replicas:",
+        "(and $slot (eq (int .Values.replicaCount) 0))) }}\n  replicas:",
+        "true) }}\n  replicas:",
     ),
     Mutation(
         "rolling update may drop capacity",
@@ -112,13 +114,13 @@ MUTATIONS = [
     Mutation("seccomp Unconfined", VALUES, "type: RuntimeDefault", "type: Unconfined"),
     Mutation("service account token mounted", VALUES, "automount: false", "automount: true"),
     Mutation(
-        "hostNetwork on", POD, "enableServiceLinks: false", "enableServiceLinks: false\nhostNetwork: true"
+        "hostNetwork on", HELPERS, "enableServiceLinks: false", "enableServiceLinks: false\nhostNetwork: true"
     ),
     Mutation("no memory limit by default", VALUES, "  limits:\n    memory: 256Mi", "  limits: {}"),
     Mutation(
         "preStop longer than the grace period",
         POD,
-        "seconds: {{ .Values.preStopSleepSeconds }}",
+        "seconds: {{ $values.preStopSleepSeconds }}",
         "seconds: 60",
     ),
     Mutation(
@@ -133,10 +135,10 @@ MUTATIONS = [
     Mutation(
         "envFrom names a ConfigMap not rendered",
         POD,
-        'configMapRef:\n            name: {{ include "model-api.fullname" . }}',
-        'configMapRef:\n            name: {{ include "model-api.fullname" . }}-config',
+        'configMapRef:\n            name: {{ include "model-api.fullname" $root }}',
+        'configMapRef:\n            name: {{ include "model-api.fullname" $root }}-config',
     ),
-    Mutation("secretKeyRef to a key the Secret lacks", POD, '"api-key" (not', '"apikey" (not'),
+    Mutation("API key volume item naming a key the Secret lacks", HELPERS, '"api-key" (not', '"apikey" (not'),
     Mutation(
         "volumeMount without a volume",
         POD,
@@ -147,7 +149,7 @@ MUTATIONS = [
     Mutation(
         "StatefulSet serviceName not the headless Service",
         "chart/templates/statefulset.yaml",
-        'serviceName: {{ include "model-api.headlessServiceName" . }}',
+        'serviceName: {{ include "model-api.slotHeadlessServiceName" (list $ $slot) }}',
         'serviceName: {{ include "model-api.fullname" . }}',
     ),
     Mutation(
@@ -189,7 +191,7 @@ MUTATIONS = [
     Mutation(
         "PDB selects nothing",
         "chart/templates/poddisruptionbudget.yaml",
-        'matchLabels:\n      {{- include "model-api.selectorLabels" . | nindent 6 }}',
+        'matchLabels:\n      {{- include "model-api.slotSelectorLabels" (list $ $slot) | nindent 6 }}',
         "matchLabels:\n      app: model-api",
     ),
     Mutation("prod on a mutable tag", PROD, 'tag: "0.1.0"', 'tag: "latest"'),
@@ -206,7 +208,7 @@ MUTATIONS = [
     ),
     Mutation(
         "helm test pod counted as a replica (selector labels)",
-        "chart/templates/tests/test-connection.yaml",
+        HELPERS,
         'app.kubernetes.io/name: {{ include "model-api.name" . | trunc 58 | trimSuffix "-" }}-test',
         'app.kubernetes.io/name: {{ include "model-api.name" . }}',
     ),
@@ -236,12 +238,12 @@ MUTATIONS = [
     Mutation(
         "claim template labels carry the chart version (upgrade refused)",
         "chart/templates/statefulset.yaml",
-        'name: cache\n        labels:\n          {{- include "model-api.selectorLabels" . | nindent 10 }}',
-        'name: cache\n        labels:\n          {{- include "model-api.labels" . | nindent 10 }}',
+        '{{- include "model-api.slotSelectorLabels" (list $ $slot) | nindent 10 }}',
+        '{{- include "model-api.labels" . | nindent 10 }}',
     ),
     Mutation(
         "imagePullSecrets with indent instead of nindent",
-        POD,
+        HELPERS,
         "imagePullSecrets:\n  {{- toYaml . | nindent 2 }}",
         "imagePullSecrets:\n  {{- toYaml . | indent 2 }}",
     ),
@@ -271,13 +273,13 @@ MUTATIONS = [
     ),
     Mutation(
         "fullname no longer cut to 63 characters",
-        POD,
+        HELPERS,
         '{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}',
         '{{- printf "%s-%s" .Release.Name $name }}',
     ),
     Mutation(
         "test hook name label over 63 characters",
-        "chart/templates/tests/test-connection.yaml",
+        HELPERS,
         '{{ include "model-api.name" . | trunc 58 | trimSuffix "-" }}-test',
         '{{ include "model-api.name" . }}-test',
     ),
@@ -289,10 +291,10 @@ MUTATIONS = [
     ),
     Mutation(
         "DNS egress to kube-dns in the release namespace",
-        "chart/templates/networkpolicy.yaml",
-        "    - to:\n        - namespaceSelector:\n            matchLabels:\n"
-        "              kubernetes.io/metadata.name: kube-system\n          podSelector:",
-        "    - to:\n        - podSelector:",
+        HELPERS,
+        "- to:\n    - namespaceSelector:\n        matchLabels:\n"
+        "          kubernetes.io/metadata.name: kube-system\n      podSelector:",
+        "- to:\n    - podSelector:",
     ),
     Mutation(
         "ingress controller's namespace and pods OR-ed",
@@ -302,17 +304,18 @@ MUTATIONS = [
     ),
     Mutation(
         "release name with a dot accepted",
-        POD,
+        VALIDATE,
         'regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $fullname',
         'regexMatch "^[a-z0-9.]([-a-z0-9.]*[a-z0-9])?$" $fullname',
     ),
     Mutation(
         "checksum over the whole ConfigMap (a chart bump rolls every pod)",
         POD,
-        '(include (print .Template.BasePath "/configmap.yaml") . | fromYaml).data | toJson | sha256sum',
-        'include (print .Template.BasePath "/configmap.yaml") . | sha256sum',
+        '(include (print $root.Template.BasePath "/configmap.yaml") $root'
+        " | fromYaml).data | toJson | sha256sum",
+        'include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum',
     ),
-    Mutation("service links back on", POD, "enableServiceLinks: false\n", ""),
+    Mutation("service links back on", HELPERS, "enableServiceLinks: false\n", ""),
     Mutation(
         "NOTES: LoadBalancer address as IP only (empty on AWS)",
         "chart/templates/NOTES.txt",
@@ -333,6 +336,95 @@ MUTATIONS = [
         'ENTRYPOINT ["model-api", "serve"]',
         'ENTRYPOINT ["python", "-m", "model_api", "serve"]',
     ),
+    Mutation(
+        "slot selectors without the slot label (the slots overlap)",
+        "chart/templates/_rollout.tpl",
+        "{{- with index . 1 }}\nmodel-api/slot: {{ . }}",
+        "{{- with index . 1 }}\nmodel-api/slot-unused: {{ . }}",
+    ),
+    Mutation(
+        "canary route weights that do not sum to 100",
+        "chart/templates/httproute.yaml",
+        "weight: {{ $weights.active }}",
+        "weight: 100",
+    ),
+    Mutation(
+        "preview Service selects the active slot",
+        "chart/templates/service-preview.yaml",
+        "(list . $candidate)",
+        "(list . .Values.rollout.active)",
+    ),
+    Mutation(
+        "analysis query on a metric the service does not export",
+        "chart/templates/analysistemplate.yaml",
+        "rate(model_api_request_duration_seconds_bucket{",
+        "rate(model_api_request_latency_seconds_bucket{",
+    ),
+    Mutation(
+        "KEDA in-flight query on a metric the service does not export",
+        "chart/templates/_autoscaling.tpl",
+        "sum(model_api_requests_in_flight{",
+        "sum(model_api_in_flight{",
+    ),
+    # --- issue 9: the API key as a file, the test hook's network, CRD-backed objects, utilization targets
+    Mutation("API key file readable by every user", HELPERS, "defaultMode: 288", "defaultMode: 420"),
+    Mutation(
+        "API key mount writable",
+        HELPERS,
+        'mountPath: {{ include "model-api.apiKeyDir" . }}\n  readOnly: true',
+        'mountPath: {{ include "model-api.apiKeyDir" . }}\n  readOnly: false',
+    ),
+    Mutation(
+        "helm test pod's NetworkPolicy admits ingress",
+        "chart/templates/tests/networkpolicy.yaml",
+        "  ingress: []\n",
+        "  ingress:\n    - {}\n",
+    ),
+    Mutation(
+        "values-prod.yaml forces the ServiceMonitor",
+        PROD,
+        "  enabled: true\n  labels:\n    release: kube-prometheus-stack",
+        "  enabled: true\n  forceEnable: true\n  labels:\n    release: kube-prometheus-stack",
+    ),
+    Mutation(
+        "utilization targets capped at 100 %",
+        "chart/values.schema.json",
+        '"null"\n      ],\n      "minimum": 1\n    },\n    "duration"',
+        '"null"\n      ],\n      "minimum": 1,\n      "maximum": 100\n    },\n    "duration"',
+    ),
+    # --- issue 10: model delivery
+    Mutation(
+        "fetched model mounted writable in the service container",
+        POD,
+        '  {{- if eq $source "uri" }}\n  readOnly: true',
+        '  {{- if eq $source "uri" }}\n  readOnly: false',
+    ),
+    Mutation(
+        "remote model.uri accepted without a digest",
+        VALIDATE,
+        '(has $scheme (list "https" "http" "s3"))',
+        '(has $scheme (list "ftp"))',
+    ),
+    # --- issue 12: batch
+    Mutation(
+        "batch pods carry the serving selector labels",
+        POD,
+        '{{- include "model-api.componentSelectorLabels" . }}\napp.kubernetes.io/managed-by',
+        '{{- include "model-api.selectorLabels" $root }}\napp.kubernetes.io/managed-by',
+    ),
+    Mutation(
+        "Job name without its spec hash (an upgrade patches an immutable template)",
+        "chart/templates/_batch.tpl",
+        '(include "model-api.batchJobSpec" . | sha256sum | trunc 8)',
+        '"batch"',
+    ),
+    Mutation(
+        "batch exit code 3 fails its index without a retry",
+        "chart/templates/_batch.tpl",
+        "values: [2, 4, 5]",
+        "values: [2, 3, 4, 5]",
+    ),
+    Mutation("CronJob runs overlap", VALUES, "concurrencyPolicy: Forbid", "concurrencyPolicy: Allow"),
 ]
 
 
@@ -340,7 +432,7 @@ def make_sandbox(root: Path) -> dict[str, str]:
     """Copy chart, root values files and Dockerfile into `root`; the env that points the suite at them."""
     shutil.copytree(release.CHART_DIR, root / "chart")
     (root / "values").mkdir()
-    for name in ("values-dev.yaml", "values-prod.yaml"):
+    for name in ("values-dev.yaml", "values-prod.yaml", "values-canary.yaml"):
         shutil.copy(release.ROOT / name, root / "values" / name)
     shutil.copy(release.ROOT / "Dockerfile", root / "Dockerfile")
     return {

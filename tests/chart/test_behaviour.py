@@ -44,6 +44,7 @@ OPTIONAL_OBJECTS = [
         {"replicaCount": 2, "pdb": {"enabled": True}},
     ),
     ("NetworkPolicy", "templates/networkpolicy.yaml", {"networkPolicy": {"enabled": True}}),
+    ("NetworkPolicy", "templates/tests/networkpolicy.yaml", {"networkPolicy": {"enabled": True}}),
     (
         "ServiceMonitor",
         "templates/servicemonitor.yaml",
@@ -65,6 +66,7 @@ DISABLED = {
     "templates/service-headless.yaml": {"workload": {"kind": "Deployment"}},
     "templates/secret.yaml": {"apiKey": {"value": ""}},
     "templates/tests/test-connection.yaml": {"tests": {"enabled": False}},
+    "templates/tests/networkpolicy.yaml": {"networkPolicy": {"enabled": True}, "tests": {"enabled": False}},
     "templates/serviceaccount.yaml": {"serviceAccount": {"create": False}},
 }
 
@@ -81,6 +83,11 @@ def test_optional_object_renders_when_enabled(kind: str, template: str, values: 
 def test_optional_object_renders_nothing_when_disabled(template: str) -> None:
     docs = render(DISABLED[template], show_only=[template])
     assert docs == [], f"{template} with {DISABLED[template]}"
+
+
+def test_test_hook_network_policy_needs_the_network_policy() -> None:
+    docs = render({"networkPolicy": {"enabled": False}}, show_only=["templates/tests/networkpolicy.yaml"])
+    assert docs == [], "templates/tests/networkpolicy.yaml with networkPolicy.enabled false"
 
 
 def test_service_monitor_needs_the_api_or_force_enable() -> None:
@@ -291,40 +298,72 @@ def test_config_value_reaches_the_service_environment(
     )
 
 
-def api_key_env(objects: list[Manifest]) -> list[Manifest]:
-    return [e for e in helpers.main_container(objects).get("env") or [] if e["name"] == "MODEL_API_API_KEY"]
+API_KEY_DIR = "/var/run/secrets/model-api"
+API_KEY_FILE = f"{API_KEY_DIR}/api-key"
 
 
-def test_api_key_value_goes_to_a_chart_secret() -> None:
+def api_key_file(spec: Manifest, container: Manifest) -> tuple[Any, ...]:
+    """(MODEL_API_API_KEY_FILE, its mount, the mounted volume's secret) of a container; None where absent."""
+    env = {e["name"]: e.get("value") for e in container.get("env") or []}
+    mounts = [m for m in container.get("volumeMounts") or [] if m["mountPath"] == API_KEY_DIR]
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    mount = mounts[0] if mounts else None
+    secret = volumes.get(mount["name"], {}).get("secret") if mount else None
+    return env.get("MODEL_API_API_KEY_FILE"), mount, secret
+
+
+def expected_api_key_file(secret: str, key: str) -> tuple[Any, ...]:
+    mount = {"name": "api-key", "mountPath": API_KEY_DIR, "readOnly": True}
+    volume = {"secretName": secret, "defaultMode": 0o440, "items": [{"key": key, "path": "api-key"}]}
+    return API_KEY_FILE, mount, volume
+
+
+def test_api_key_value_goes_to_a_chart_secret_mounted_as_a_file() -> None:
     objects = render({"apiKey": {"value": "dev-key"}})
     secret = get(objects, "Secret", helpers.FULLNAME)
     actual = (
         base64.b64decode(secret["data"]["api-key"]).decode(),
-        api_key_env(objects)[0]["valueFrom"]["secretKeyRef"],
+        api_key_file(helpers.pod_spec(helpers.workload(objects)), helpers.main_container(objects)),
     )
-    assert actual == ("dev-key", {"name": helpers.FULLNAME, "key": "api-key"})
+    assert actual == ("dev-key", expected_api_key_file(helpers.FULLNAME, "api-key")), (
+        f"Deployment/{helpers.FULLNAME}: spec.template.spec volumes/volumeMounts/env for the API key file"
+    )
 
 
-def test_existing_secret_is_referenced_and_not_rendered() -> None:
+def test_existing_secret_is_mounted_and_not_rendered() -> None:
     objects = render({"apiKey": {"existingSecret": "vault-synced", "existingSecretKey": "token"}})
     actual = (
         find(objects, "Secret"),
-        api_key_env(objects)[0]["valueFrom"]["secretKeyRef"],
+        api_key_file(helpers.pod_spec(helpers.workload(objects)), helpers.main_container(objects)),
         "checksum/secret" in checksums(objects),
     )
-    assert actual == ([], {"name": "vault-synced", "key": "token"}, False)
+    assert actual == ([], expected_api_key_file("vault-synced", "token"), False)
 
 
-def test_no_api_key_means_no_secret_and_no_env() -> None:
+def test_api_key_never_reaches_an_environment_variable(objects: list[Manifest]) -> None:
+    """issue 9: environment variables leak (/proc/<pid>/environ, crash reports, child processes): no
+    serving or test container takes a Secret through env (only the model fetch init container may)."""
+    leaking = [
+        f"{helpers.label(owner)}: containers[{c['name']}].env[{e['name']}]"
+        for owner in helpers.pod_owners(objects)
+        for c in helpers.pod_spec(owner)["containers"]
+        for e in c.get("env") or []
+        if e["name"] == "MODEL_API_API_KEY" or "secretKeyRef" in (e.get("valueFrom") or {})
+    ]
+    assert leaking == []
+
+
+def test_no_api_key_means_no_secret_no_volume_and_no_env() -> None:
     objects = render({"apiKey": {"value": "", "existingSecret": ""}})
-    assert (find(objects, "Secret"), api_key_env(objects)) == ([], [])
+    spec, container = helpers.pod_spec(helpers.workload(objects)), helpers.main_container(objects)
+    assert (find(objects, "Secret"), api_key_file(spec, container)) == ([], (None, None, None))
 
 
-def test_test_hook_sends_the_api_key() -> None:
+def test_test_hook_reads_the_api_key_file() -> None:
     hook = helpers.helm_test_pod(render({"apiKey": {"existingSecret": "vault-synced"}}))
-    env = {e["name"]: e.get("valueFrom") for e in hook["spec"]["containers"][0].get("env") or []}
-    assert env.get("MODEL_API_API_KEY") == {"secretKeyRef": {"name": "vault-synced", "key": "api-key"}}, (
-        f"{helpers.label(hook)}: containers[0].env.MODEL_API_API_KEY: the check would get 401"
+    actual = api_key_file(hook["spec"], hook["spec"]["containers"][0])
+    assert actual == expected_api_key_file("vault-synced", "api-key"), (
+        f"{helpers.label(hook)}: spec.containers[0] env/volumeMounts for the API key: the check would get 401"
     )
 
 
@@ -394,19 +433,21 @@ def test_pdb_values() -> None:
 
 
 def test_network_policy_egress_toggle() -> None:
-    closed = get(render({"networkPolicy": {"enabled": True, "egress": {"enabled": True}}}), "NetworkPolicy")[
-        "spec"
-    ]
-    opened = get(render({"networkPolicy": {"enabled": True, "egress": {"enabled": False}}}), "NetworkPolicy")[
-        "spec"
-    ]
+    closed = get(
+        render({"networkPolicy": {"enabled": True, "egress": {"enabled": True}}}), "NetworkPolicy", NP
+    )["spec"]
+    opened = get(
+        render({"networkPolicy": {"enabled": True, "egress": {"enabled": False}}}), "NetworkPolicy", NP
+    )["spec"]
     dns_ports = {p["port"] for rule in closed.get("egress") or [] for p in rule.get("ports") or []}
     actual = ("Egress" in closed["policyTypes"], 53 in dns_ports, "Egress" in opened["policyTypes"])
     assert actual == (True, True, False)
 
 
 def test_network_policy_allow_external_opens_the_port_to_all() -> None:
-    spec = get(render({"networkPolicy": {"enabled": True, "allowExternal": True}}), "NetworkPolicy")["spec"]
+    spec = get(render({"networkPolicy": {"enabled": True, "allowExternal": True}}), "NetworkPolicy", NP)[
+        "spec"
+    ]
     assert all(not rule.get("from") for rule in spec["ingress"]), (
         "allowExternal must drop every `from` restriction"
     )
@@ -466,6 +507,7 @@ PODS_METRIC = {
 }
 RELABEL = [{"action": "labeldrop", "regex": "pod_template_hash"}]
 NP_ON = {"networkPolicy": {"enabled": True}}
+NP = helpers.FULLNAME  # the service pods' NetworkPolicy (the helm test pod has its own)
 MONITOR_ON = {"serviceMonitor": {"enabled": True, "forceEnable": True}}
 
 # (case, values, kind, name or None, path in the object, expected value there)
@@ -585,7 +627,7 @@ OPTIONAL_BLOCKS: list[tuple[str, dict[str, Any], str, str | None, tuple[Any, ...
         "networkPolicy.egress.extraRules",
         merge_values(NP_ON, {"networkPolicy": {"egress": {"enabled": True, "extraRules": [EGRESS_RULE]}}}),
         "NetworkPolicy",
-        None,
+        NP,
         ("spec", "egress", -1),
         EGRESS_RULE,
     ),
@@ -593,7 +635,7 @@ OPTIONAL_BLOCKS: list[tuple[str, dict[str, Any], str, str | None, tuple[Any, ...
         "networkPolicy.allowedPods",
         merge_values(NP_ON, {"networkPolicy": {"allowedPods": [{"matchLabels": {"app": "client"}}]}}),
         "NetworkPolicy",
-        None,
+        NP,
         ("spec", "ingress", 0, "from", -1),
         {"podSelector": {"matchLabels": {"app": "client"}}},
     ),
@@ -604,7 +646,7 @@ OPTIONAL_BLOCKS: list[tuple[str, dict[str, Any], str, str | None, tuple[Any, ...
             {"networkPolicy": {"ingressController": {"enabled": True, "podLabels": {"app": "ingress"}}}},
         ),
         "NetworkPolicy",
-        None,
+        NP,
         ("spec", "ingress", 0, "from", -1),
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
@@ -666,7 +708,7 @@ def test_service_monitor_in_another_namespace_watches_the_release_namespace() ->
 
 def test_dns_egress_reaches_kube_dns_in_kube_system() -> None:
     spec = get(
-        render(merge_values(NP_ON, {"networkPolicy": {"egress": {"enabled": True}}})), "NetworkPolicy"
+        render(merge_values(NP_ON, {"networkPolicy": {"egress": {"enabled": True}}})), "NetworkPolicy", NP
     )["spec"]
     dns_peers = [
         peer

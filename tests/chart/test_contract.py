@@ -12,6 +12,7 @@ import os
 import shlex
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,15 +41,17 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> int:
         return 0
 
 
-def external_secret_overrides(objects: list[helpers.Manifest]) -> dict[str, str]:
-    """A value for each secretKeyRef env the release does not render itself (an existingSecret)."""
-    container = helpers.main_container(objects)
-    return {
-        item["name"]: TEST_API_KEY
-        for item in container.get("env") or []
-        if "secretKeyRef" in (item.get("valueFrom") or {})
-        and not helpers.find(objects, "Secret", item["valueFrom"]["secretKeyRef"]["name"])
+def secret_file_overrides(objects: list[helpers.Manifest], root: Path) -> dict[str, str]:
+    """The kubelet's part for the Secret volumes (the API key file): write their files under `root` (an
+    apiKey.existingSecret, which only a cluster has, holds TEST_API_KEY) and point the env at them."""
+    spec, container = helpers.pod_spec(helpers.workload(objects)), helpers.main_container(objects)
+    external = {
+        v["secret"]["secretName"]: {item["key"]: TEST_API_KEY for item in v["secret"].get("items") or []}
+        for v in spec.get("volumes") or []
+        if "secret" in v
     }
+    mounts = helpers.secret_files(objects, spec, container, root, external)
+    return helpers.localized(localpod.container_env(objects, container), mounts)
 
 
 def prestop_seconds(objects: list[helpers.Manifest]) -> int:
@@ -61,7 +64,8 @@ class RunningRelease:
     def __init__(self, value_set: str) -> None:
         self.value_set = value_set
         self.objects = helpers.render_set(value_set)
-        self.overrides = external_secret_overrides(self.objects)
+        self.secrets = tempfile.TemporaryDirectory()
+        self.overrides = secret_file_overrides(self.objects, Path(self.secrets.name))
         self.pod = LocalPod.from_release(self.objects, port=free_port(), env_overrides=self.overrides)
 
 
@@ -214,13 +218,25 @@ def test_dockerfile_reader_reads_the_final_stage_with_continuations(tmp_path: Pa
 # --- LocalPod itself ---------------------------------------------------------------------------------
 
 
+def key_ref(secret: str, key: str = "api-key") -> list[dict[str, object]]:
+    """extraEnv taking a Secret's key: what LocalPod resolves like the kubelet (the chart's own API key is a
+    file, never an env var)."""
+    return [{"name": "MODEL_API_EXTRA_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}]
+
+
 def test_local_pod_env_comes_from_the_rendered_config_and_secret() -> None:
-    objects = helpers.render({"apiKey": {"value": "s3cret"}, "config": {"logLevel": "warning"}})
+    values = {
+        "apiKey": {"value": "s3cret"},
+        "config": {"logLevel": "warning"},
+        "extraEnv": key_ref("model-api"),
+    }
+    objects = helpers.render(values)
     pod = LocalPod.from_release(objects, port=12345)
     config = helpers.get(objects, "ConfigMap", helpers.FULLNAME)["data"]
     expected = {
         **config,
-        "MODEL_API_API_KEY": "s3cret",
+        "MODEL_API_API_KEY_FILE": "/var/run/secrets/model-api/api-key",
+        "MODEL_API_EXTRA_TOKEN": "s3cret",
         "MODEL_API_PORT": "12345",
         "MODEL_API_HOST": "127.0.0.1",
     }
@@ -243,18 +259,26 @@ def test_local_pod_resolves_config_map_key_refs_and_expansion() -> None:
 
 
 def test_local_pod_refuses_an_unresolvable_external_secret() -> None:
-    objects = helpers.render({"apiKey": {"existingSecret": "vault-synced"}})
-    with pytest.raises(LocalPodError, match=r"MODEL_API_API_KEY.*Secret/vault-synced.*env_overrides"):
+    objects = helpers.render({"extraEnv": key_ref("vault-synced")})
+    with pytest.raises(LocalPodError, match=r"MODEL_API_EXTRA_TOKEN.*Secret/vault-synced.*env_overrides"):
         LocalPod.from_release(objects)
-    pod = LocalPod.from_release(objects, env_overrides={"MODEL_API_API_KEY": "given"})
-    assert pod.env["MODEL_API_API_KEY"] == "given"
+    pod = LocalPod.from_release(objects, env_overrides={"MODEL_API_EXTRA_TOKEN": "given"})
+    assert pod.env["MODEL_API_EXTRA_TOKEN"] == "given"
 
 
 def test_local_pod_decodes_secret_data() -> None:
-    objects = helpers.render({"apiKey": {"value": "x"}})
+    objects = helpers.render({"apiKey": {"value": "x"}, "extraEnv": key_ref("model-api")})
     secret = helpers.get(objects, "Secret", helpers.FULLNAME)
     secret["data"]["api-key"] = base64.b64encode(b"from-data").decode()
-    assert LocalPod.from_release(objects).env["MODEL_API_API_KEY"] == "from-data"
+    assert LocalPod.from_release(objects).env["MODEL_API_EXTRA_TOKEN"] == "from-data"
+
+
+def test_secret_files_are_written_as_the_kubelet_mounts_them(tmp_path: Path) -> None:
+    objects = helpers.render({"apiKey": {"value": "dev-key"}})
+    overrides = secret_file_overrides(objects, tmp_path)
+    path = Path(overrides["MODEL_API_API_KEY_FILE"])
+    actual = (path.relative_to(tmp_path).as_posix(), path.read_text())
+    assert actual == ("var/run/secrets/model-api/api-key", "dev-key")
 
 
 def test_local_pod_port_and_probe_urls() -> None:

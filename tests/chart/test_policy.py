@@ -37,7 +37,8 @@ PROD_SET = "prod"
 
 
 def spec_path(owner: helpers.Manifest) -> str:
-    return "spec.template.spec" if owner["kind"] in helpers.POD_KINDS else "spec"
+    template = helpers.pod_template_path(owner)
+    return f"{template}.spec" if template else "spec"
 
 
 def each_container(owner: helpers.Manifest) -> list[tuple[str, helpers.Manifest]]:
@@ -221,6 +222,11 @@ def token_automount_off(owner: helpers.Manifest) -> list[Finding]:
     return [f"{helpers.label(owner)}: {spec_path(owner)}.automountServiceAccountToken: must be false"]
 
 
+def is_file_reference(item: Mapping[str, Any]) -> bool:
+    """`<NAME>_FILE=/absolute/path`: where a mounted secret is, not the secret."""
+    return item["name"].endswith("_FILE") and str(item["value"]).startswith("/")
+
+
 @pod_check
 def no_secret_in_literal_env(owner: helpers.Manifest) -> list[Finding]:
     return [
@@ -230,6 +236,7 @@ def no_secret_in_literal_env(owner: helpers.Manifest) -> list[Finding]:
         for i, item in enumerate(c.get("env") or [])
         if "value" in item
         and item["value"]
+        and not is_file_reference(item)
         and (SECRET_NAME.search(item["name"]) or SECRET_VALUE.search(str(item["value"])))
     ]
 
@@ -378,16 +385,16 @@ def test_prod_rolls_out_without_losing_capacity(prod: list[helpers.Manifest]) ->
 
 def test_prod_profile(prod: list[helpers.Manifest]) -> None:
     """What values-prod.yaml promises (issue 3): locked network, TLS ingress, external API key, JSON logs."""
-    container = helpers.main_container(prod)
-    key_refs = [
-        e["valueFrom"]["secretKeyRef"]["name"]
-        for e in container.get("env") or []
-        if e["name"] == "MODEL_API_API_KEY"
-    ]
+    spec, container = helpers.pod_spec(helpers.workload(prod)), helpers.main_container(prod)
+    key_file = next(e["value"] for e in container.get("env") or [] if e["name"] == "MODEL_API_API_KEY_FILE")
+    mounted = {m["name"] for m in container.get("volumeMounts") or [] if key_file.startswith(m["mountPath"])}
+    key_refs = [v["secret"]["secretName"] for v in spec.get("volumes") or [] if v["name"] in mounted]
+    forced = helpers.render_set("prod", {"serviceMonitor": {"forceEnable": True}})
     actual = {
         "NetworkPolicy": len(helpers.find(prod, "NetworkPolicy")),
         "Ingress with TLS": sum(bool(i["spec"].get("tls")) for i in helpers.find(prod, "Ingress")),
-        "ServiceMonitor": len(helpers.find(prod, "ServiceMonitor")),
+        "ServiceMonitor where the API is served (forced here)": len(helpers.find(forced, "ServiceMonitor")),
+        "ServiceMonitor in an offline render": len(helpers.find(prod, "ServiceMonitor")),
         "API key from a Secret outside the chart": sum(
             not helpers.find(prod, "Secret", name) for name in key_refs
         ),
@@ -396,9 +403,10 @@ def test_prod_profile(prod: list[helpers.Manifest]) -> None:
         ),
     }
     expected = {
-        "NetworkPolicy": 1,
+        "NetworkPolicy": 2,  # the service pods' and the helm test pod's
         "Ingress with TLS": 1,
-        "ServiceMonitor": 1,
+        "ServiceMonitor where the API is served (forced here)": 1,
+        "ServiceMonitor in an offline render": 0,
         "API key from a Secret outside the chart": 1,
         "MODEL_API_LOG_FORMAT": "json",
     }

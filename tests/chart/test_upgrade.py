@@ -23,6 +23,7 @@ IMMUTABLE_FIELDS: dict[str, tuple[str, ...]] = {
     "StatefulSet": ("selector", "serviceName", "podManagementPolicy", "volumeClaimTemplates"),
     "Service": ("clusterIP",),
     "Pod": (),
+    "Job": ("selector", "template", "completions", "completionMode"),
 }
 WORKLOADS = {
     "Deployment": {"workload": {"kind": "Deployment"}},
@@ -109,3 +110,46 @@ def test_a_new_chart_version_alone_does_not_roll_the_pods(kind: str) -> None:
         f"{helpers.label(before)}: spec.template.metadata.annotations checksum/* change with the chart "
         "version alone: every chart upgrade would restart every pod"
     )
+
+
+# --- batch: a Job's pod template cannot change, so a new spec must be a new Job --------------------------
+
+BATCH = {"batch": {"enabled": True, "input": "s3://data/2026-11-28.csv", "output": "s3://data/scored/"}}
+
+
+def patched(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The immutable fields Helm would patch: of objects in both releases (others are created or deleted)."""
+    return [key for key in sorted(set(before) & set(after)) if before[key] != after[key]]
+
+
+def job_names(objects: list[Manifest]) -> list[str]:
+    return [o["metadata"]["name"] for o in helpers.find(objects, "Job")]
+
+
+def test_an_upgrade_that_changes_the_batch_input_makes_a_new_job() -> None:
+    """Helm patches objects of the same kind and name; a changed Job template would be refused with "field
+    is immutable". The Job's name follows its spec, so Helm deletes the old Job and creates the new one."""
+    before = helpers.render(BATCH)
+    after = helpers.render(merge_values(BATCH, {"batch": {"input": "s3://data/2026-11-29.csv"}}))
+    names = (job_names(before), job_names(after))
+    actual = (len(set(names[0] + names[1])), patched(immutable(before), immutable(after)))
+    assert actual == (2, []), f"Job names {names}: an upgrade must not patch a Job's immutable fields"
+
+
+def test_the_job_check_sees_an_immutable_change() -> None:
+    """The comparison can fail: the same Job name with another template is an immutable change."""
+    before = helpers.render(BATCH)
+    after = helpers.render(merge_values(BATCH, {"batch": {"input": "s3://data/other.csv"}}))
+    renamed = [
+        {**o, "metadata": {**o["metadata"], "name": job_names(before)[0]}} if o["kind"] == "Job" else o
+        for o in after
+    ]
+    assert patched(immutable(before), immutable(renamed)) == [f"Job/{job_names(before)[0]}: spec.template"]
+
+
+def test_a_new_chart_version_alone_keeps_the_job() -> None:
+    """No rerun of every batch on a chart upgrade: the Job's spec carries no chart or app version label."""
+    values = merge_values(BATCH, {"image": {"tag": "0.1.0"}})
+    before = job_names(helpers.render(values))
+    after = job_names([o for _, o in helpers.render_uncached(values, chart_dir=bumped_chart())])
+    assert after == before, "Job: metadata.name changes with the chart version alone"

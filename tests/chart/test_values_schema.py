@@ -61,6 +61,18 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
         {"workload": {"strategy": {"rollingUpdate": {"maxUnavailable": "50"}}}},
     ),
     ("containerPort", {"containerPort": 0}),
+    (  # a CPU limit of 1.2 x the request caps utilization at 120 %
+        "autoscaling.targetCPUUtilizationPercentage",
+        {
+            "autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": 150},
+            "resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1200m", "memory": "256Mi"}},
+        },
+    ),
+    (  # the default memory limit is 2 x the request: 200 % at most
+        "autoscaling.targetMemoryUtilizationPercentage",
+        {"autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 250}},
+    ),
+    ("extraEnv", {"extraEnv": [{"name": "MODEL_API_API_KEY_FILE", "value": "/elsewhere"}]}),
     ("containerPort", {"containerPort": 70000}),
     ("containerPort", {"containerPort": "8080"}),
     ("service.type", {"service": {"type": "ExternalName"}}),
@@ -163,6 +175,15 @@ def test_enough_bad_values() -> None:
 
 
 VALID_EDGES: list[tuple[str, dict[str, Any]]] = [
+    # issue 9: utilization is a percentage of the request; without a CPU limit a pod can use more
+    (
+        "cpu target above 100 % without a cpu limit",
+        {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": 150}},
+    ),
+    (
+        "memory target at the limit",
+        {"autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 200}},
+    ),
     ("zero replicas", {"replicaCount": 0}),
     ("highest ports", {"containerPort": 65535, "service": {"port": 65535}}),
     ("unprivileged lowest port", {"containerPort": 1024}),

@@ -17,7 +17,7 @@ from model_api.settings import Settings, SettingsError, env_name
 
 from loadtest.chart import localpod
 from tests.chart import helpers
-from tests.chart.helpers import Manifest, label, selects
+from tests.chart.helpers import Manifest, label, merge_values, selects
 
 SELECTOR_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
 SERVICE_SETTINGS = {env_name(name) for name in Settings.__dataclass_fields__}
@@ -280,8 +280,26 @@ def http_port(objects: list[Manifest]) -> Manifest:
     return next(p for p in helpers.main_container(objects)["ports"] if p.get("name") == "http")
 
 
+def test_pod_labels(objects: list[Manifest]) -> dict[str, str]:
+    return helpers.helm_test_pod(objects)["metadata"].get("labels") or {}
+
+
+def service_policies(objects: list[Manifest]) -> list[Manifest]:
+    """The NetworkPolicies of the service's pods: every one but the helm test pod's."""
+    hooks = [h["metadata"].get("labels") or {} for h in helpers.find(objects, "Pod")]
+    return [
+        p
+        for p in helpers.find(objects, "NetworkPolicy")
+        if not any(selects(p["spec"]["podSelector"], labels) for labels in hooks)
+    ]
+
+
+def network_policy_enabled(value_set: str) -> bool:
+    return bool((helpers.values_for(helpers.VALUE_SETS[value_set]).get("networkPolicy") or {}).get("enabled"))
+
+
 def test_network_policies_select_the_pods_and_open_the_http_port(objects: list[Manifest]) -> None:
-    for policy in helpers.find(objects, "NetworkPolicy"):
+    for policy in service_policies(objects):
         assert selects(policy["spec"]["podSelector"], pod_labels(objects)), (
             f"{label(policy)}: spec.podSelector does not select the pods' labels"
         )
@@ -298,12 +316,77 @@ def test_network_policies_select_the_pods_and_open_the_http_port(objects: list[M
 
 def test_network_policies_let_the_helm_test_pod_in(objects: list[Manifest]) -> None:
     hooks = helpers.find(objects, "Pod")
-    for policy in helpers.find(objects, "NetworkPolicy"):
+    for policy in service_policies(objects):
         for hook in hooks:
             assert policy_admits(policy, hook["metadata"].get("labels") or {}, http_port(objects)), (
                 f"{label(policy)}: spec.ingress has no rule admitting {label(hook)}'s labels: "
                 "`helm test` would time out"
             )
+
+
+def test_every_pod_is_covered_by_a_network_policy(objects: list[Manifest], value_set: str) -> None:
+    """checkov CKV2_K8S_6: with networkPolicy.enabled, no pod of the release (test hook included) is left
+    without a policy; without it, the chart renders none."""
+    policies = helpers.find(objects, "NetworkPolicy")
+    owners = helpers.pod_owners(objects)
+    uncovered = [
+        label(owner)
+        for owner in owners
+        if not any(selects(p["spec"]["podSelector"], helpers.pod_template_labels(owner)) for p in policies)
+    ]
+    expected = [] if network_policy_enabled(value_set) else [label(o) for o in owners]
+    assert uncovered == expected, f"{value_set}: pods no NetworkPolicy selects"
+
+
+def service_target_port(objects: list[Manifest]) -> int:
+    """The container port the release Service's http port reaches (what egress rules see after DNAT)."""
+    service = helpers.get(objects, "Service", helpers.FULLNAME)
+    target = next(p for p in service["spec"]["ports"] if p["name"] == "http")["targetPort"]
+    ports = helpers.main_container(objects)["ports"]
+    return next(p["containerPort"] for p in ports if target in (p.get("name"), p["containerPort"]))
+
+
+def test_helm_test_pod_policy_allows_only_the_service_and_dns(
+    objects: list[Manifest], value_set: str
+) -> None:
+    """issue 9: the hook pod takes no ingress and reaches only the service's pods (on their port) and DNS."""
+    if not network_policy_enabled(value_set):
+        assert [p for p in helpers.find(objects, "NetworkPolicy")] == []
+        return
+    hook_labels = test_pod_labels(objects)
+    policy = next(
+        p for p in helpers.find(objects, "NetworkPolicy") if selects(p["spec"]["podSelector"], hook_labels)
+    )
+    spec = policy["spec"]
+    reaches = sorted(
+        (
+            "service pods"
+            if all(
+                "podSelector" in peer
+                and "namespaceSelector" not in peer
+                and selects(peer["podSelector"], pod_labels(objects))
+                for peer in rule.get("to") or [{}]
+            )
+            else "kube-dns"
+            if all(
+                (peer.get("podSelector") or {}).get("matchLabels") == {"k8s-app": "kube-dns"}
+                for peer in rule.get("to") or [{}]
+            )
+            else "elsewhere",
+            tuple(sorted((p.get("protocol", "TCP"), p.get("port")) for p in rule.get("ports") or [])),
+        )
+        for rule in spec.get("egress") or []
+    )
+    actual = (sorted(spec["policyTypes"]), spec.get("ingress") or [], reaches)
+    expected = (
+        ["Egress", "Ingress"],
+        [],
+        [
+            ("kube-dns", (("TCP", 53), ("UDP", 53))),
+            ("service pods", (("TCP", service_target_port(objects)),)),
+        ],
+    )
+    assert actual == expected, f"{label(policy)}: spec.policyTypes / spec.ingress / spec.egress"
 
 
 def external_secret(value_set: str) -> tuple[str, str] | None:
@@ -356,7 +439,8 @@ def test_config_and_secret_references_resolve(objects: list[Manifest], value_set
     assert problems == [], "\n".join(problems)
 
 
-def test_volume_mounts_have_volumes(objects: list[Manifest]) -> None:
+def test_volume_mounts_have_volumes(objects: list[Manifest], value_set: str) -> None:
+    external = external_secret(value_set)
     problems = []
     for owner in helpers.pod_owners(objects):
         spec = helpers.pod_spec(owner)
@@ -371,9 +455,16 @@ def test_volume_mounts_have_volumes(objects: list[Manifest]) -> None:
             ]
         for name, volume in volumes.items():
             for key, kind, field in (("configMap", "ConfigMap", "name"), ("secret", "Secret", "secretName")):
-                if key in volume and rendered_keys(objects, kind, volume[key][field]) is None:
+                if key not in volume:
+                    continue
+                keys = rendered_keys(objects, kind, volume[key][field])
+                if keys is None and kind == "Secret" and external and volume[key][field] == external[0]:
+                    keys = {external[1]}
+                items = {item["key"] for item in volume[key].get("items") or []}
+                if keys is None or not items <= keys:
                     problems.append(
-                        f"{label(owner)}: volumes[{name}].{key}: {kind}/{volume[key][field]} not rendered"
+                        f"{label(owner)}: volumes[{name}].{key}: {kind}/{volume[key][field]} "
+                        f"keys {sorted(items)} are neither rendered nor the declared apiKey.existingSecret"
                     )
     assert problems == [], "\n".join(problems)
 
@@ -499,3 +590,82 @@ def test_helm_test_hook_runs_to_completion_and_can_run_again(objects: list[Manif
     }
     expected = {"spec.restartPolicy": "Never", "before-hook-creation in helm.sh/hook-delete-policy": True}
     assert actual == expected, f"{label(hook)}: metadata.annotations / spec.restartPolicy"
+
+
+# --- batch pods stay out of everything that serves -------------------------------------------------------
+
+EVERYTHING_ON = {
+    "batch": {"enabled": True, "input": "s3://data/iris.csv", "output": "s3://data/scored/"},
+    "autoscaling": {"enabled": True},
+    "pdb": {"enabled": True},
+    "networkPolicy": {"enabled": True},  # its ingress admits the chart's clients by a pod label
+    "serviceMonitor": {"enabled": True, "forceEnable": True},
+    "workload": {"kind": "StatefulSet"},
+}
+
+
+def pod_selectors(objects: list[Manifest]) -> dict[str, Any]:
+    """Every selector of the release that picks pods (or the Services a ServiceMonitor scrapes), by place."""
+    selectors: dict[str, Any] = {}
+    for obj in objects:
+        where, spec = label(obj), obj.get("spec") or {}
+        if (
+            obj["kind"] == "Service"
+            or obj["kind"] in (*helpers.POD_KINDS, "PodDisruptionBudget")
+            or obj["kind"] == "ServiceMonitor"
+        ):
+            selectors[f"{where}: spec.selector"] = spec.get("selector")
+        elif obj["kind"] == "HorizontalPodAutoscaler":  # counts the pods its target's selector picks
+            target = helpers.get(objects, spec["scaleTargetRef"]["kind"], spec["scaleTargetRef"]["name"])
+            selectors[f"{where}: spec.scaleTargetRef selector"] = target["spec"]["selector"]
+        elif obj["kind"] == "NetworkPolicy":
+            if spec.get(
+                "ingress"
+            ):  # a policy opening ports to the pods it selects (the batch one opens none)
+                selectors[f"{where}: spec.podSelector"] = spec.get("podSelector")
+            for i, rule in enumerate(spec.get("ingress") or []):
+                for j, peer in enumerate(rule.get("from") or []):
+                    if "podSelector" in peer and "namespaceSelector" not in peer:
+                        selectors[f"{where}: spec.ingress[{i}].from[{j}].podSelector"] = peer["podSelector"]
+    return selectors
+
+
+@pytest.mark.parametrize("schedule", ["", "0 2 * * *"], ids=["Job", "CronJob"])
+def test_batch_pods_are_selected_by_nothing_that_serves(schedule: str) -> None:
+    """issue 12: a Service, PDB, NetworkPolicy ingress rule, HPA or ServiceMonitor that picked up the batch
+    pods would send them traffic, count them as replicas or let them through; the workload's own selector
+    would adopt them."""
+    values = merge_values(EVERYTHING_ON, {"batch": {"schedule": schedule}})
+    objects = helpers.render(values)
+    batch = next(o for o in objects if o["kind"] in helpers.JOB_KINDS)
+    labels = helpers.pod_template_labels(batch)
+    selected_by = [where for where, selector in pod_selectors(objects).items() if selects(selector, labels)]
+    kinds = {where.split("/")[0] for where in pod_selectors(objects)}
+    expected_kinds = {
+        "Service",
+        "StatefulSet",
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "HorizontalPodAutoscaler",
+    }
+    assert (selected_by, expected_kinds | {"NetworkPolicy"} <= kinds) == ([], True), (
+        f"{label(batch)}: pod labels {labels} selected"
+    )
+
+
+def test_batch_pods_are_covered_by_a_network_policy() -> None:
+    objects = helpers.render(EVERYTHING_ON)
+    policies = helpers.find(objects, "NetworkPolicy")
+    uncovered = [
+        label(o)
+        for o in helpers.pod_owners(objects)
+        if not any(selects(p["spec"]["podSelector"], helpers.pod_template_labels(o)) for p in policies)
+    ]
+    assert uncovered == [], "pods no NetworkPolicy selects with networkPolicy.enabled"
+
+
+def test_the_selector_check_sees_a_selected_pod() -> None:
+    """The check itself can fail: the serving pods' labels are selected by the Service."""
+    objects = helpers.render(EVERYTHING_ON)
+    selected_by = [w for w, s in pod_selectors(objects).items() if selects(s, pod_labels(objects))]
+    assert f"Service/{helpers.FULLNAME}: spec.selector" in selected_by

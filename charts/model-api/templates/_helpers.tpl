@@ -68,6 +68,52 @@ model-api/client-of: {{ include "model-api.fullname" . }}
 {{- end }}
 
 {{/*
+The labels that identify the helm test pod (and that its NetworkPolicy selects): not the selector labels, so
+the Service, PDB and HPA never count it as a replica.
+*/}}
+{{- define "model-api.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "model-api.name" . | trunc 58 | trimSuffix "-" }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end }}
+
+{{/*
+The name of the helm test pod and of its NetworkPolicy (63 characters at most).
+*/}}
+{{- define "model-api.testName" -}}
+{{- include "model-api.fullname" . | trunc 47 | trimSuffix "-" }}-test-connection
+{{- end }}
+
+{{/*
+A NetworkPolicy egress rule: DNS (53 UDP/TCP) to kube-dns in kube-system.
+*/}}
+{{- define "model-api.dnsEgressRule" -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: kube-system
+      podSelector:
+        matchLabels:
+          k8s-app: kube-dns
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end }}
+
+{{/*
+"true" when a CRD-backed object may be rendered, else empty. Takes (dict "root" $ "api" "<group/version/Kind>"
+"force" <bool>): rendered where the cluster serves the API (discovered on a live install) or where the user
+forced it (offline renders, helm template). A shipped environment file never forces one: an install on a
+cluster without the CRD would fail with "no matches for kind". Every CRD-backed object uses this guard, and
+NOTES.txt says what was skipped.
+*/}}
+{{- define "model-api.apiServed" -}}
+{{- if or .force (.root.Capabilities.APIVersions.Has .api) }}true{{ end }}
+{{- end }}
+
+{{/*
 The headless Service's name (StatefulSet): the fullname cut to 54 characters plus "-headless", so it stays a
 63-character DNS label and never collides with the main Service.
 */}}
@@ -90,10 +136,18 @@ The ServiceAccount the pods run as.
 The image reference: repository@digest when image.digest is set, else repository:tag (tag defaults to appVersion).
 */}}
 {{- define "model-api.image" -}}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- include "model-api.imageRef" (dict "root" . "image" .Values.image) }}
+{{- end }}
+
+{{/*
+The reference of a given image block (repository, tag, digest): (dict "root" $ "image" <image values>), so a
+pod that runs another image (a rollout slot) uses the same rule.
+*/}}
+{{- define "model-api.imageRef" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
 {{- end }}
 {{- end }}
 
@@ -109,15 +163,56 @@ The name of the Secret holding the API key (apiKey.existingSecret or the chart's
 {{- end }}
 
 {{/*
-The env entries for the API key (MODEL_API_API_KEY from the Secret), empty when no key is configured.
+The key of the API key inside its Secret: apiKey.existingSecretKey for an existing Secret, else "api-key".
+*/}}
+{{- define "model-api.secretKey" -}}
+{{- ternary .Values.apiKey.existingSecretKey "api-key" (not (empty .Values.apiKey.existingSecret)) }}
+{{- end }}
+
+{{/*
+The directory the API key Secret is mounted on (read-only) and the file the service reads, in every pod that
+needs the key. A file, not an environment variable: environment variables leak through /proc/<pid>/environ,
+crash reports and every child process.
+*/}}
+{{- define "model-api.apiKeyDir" -}}
+/var/run/secrets/model-api
+{{- end }}
+
+{{/*
+The env entries for the API key (MODEL_API_API_KEY_FILE, the mounted Secret's file), empty when no key is configured.
 */}}
 {{- define "model-api.apiKeyEnv" -}}
+{{- if include "model-api.secretName" . -}}
+- name: MODEL_API_API_KEY_FILE
+  value: {{ include "model-api.apiKeyDir" . }}/api-key
+{{- end }}
+{{- end }}
+
+{{/*
+The volumeMounts entry of the API key Secret (read-only), empty when no key is configured.
+*/}}
+{{- define "model-api.apiKeyVolumeMount" -}}
+{{- if include "model-api.secretName" . -}}
+- name: api-key
+  mountPath: {{ include "model-api.apiKeyDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+The volumes entry of the API key Secret: only its key, as the file "api-key", mode 0440 (owner root, group
+fsGroup: readable by the pod's user through fsGroup, by nobody else). Empty when no key is configured.
+*/}}
+{{- define "model-api.apiKeyVolume" -}}
 {{- with include "model-api.secretName" . -}}
-- name: MODEL_API_API_KEY
-  valueFrom:
-    secretKeyRef:
-      name: {{ . }}
-      key: {{ ternary $.Values.apiKey.existingSecretKey "api-key" (not (empty $.Values.apiKey.existingSecret)) }}
+- name: api-key
+  secret:
+    secretName: {{ . }}
+    # 0440 octal: read for the owner and the group only
+    defaultMode: 288
+    items:
+      - key: {{ include "model-api.secretKey" $ }}
+        path: api-key
 {{- end }}
 {{- end }}
 
@@ -191,116 +286,6 @@ topologySpreadConstraints with the release's selector labels filled in where a c
 {{- end }}
 
 {{/*
-The pod template (metadata + spec) shared by the Deployment and the StatefulSet: one pod spec for both.
-*/}}
-{{- define "model-api.podTemplate" -}}
-metadata:
-  labels:
-    {{- include "model-api.labels" . | nindent 4 }}
-    {{- with .Values.podLabels }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-  annotations:
-    {{- /* the data only: a new chart version or commonLabels must not roll the pods */}}
-    checksum/config: {{ (include (print .Template.BasePath "/configmap.yaml") . | fromYaml).data | toJson | sha256sum }}
-    {{- if and .Values.apiKey.value (not .Values.apiKey.existingSecret) }}
-    checksum/secret: {{ (include (print .Template.BasePath "/secret.yaml") . | fromYaml).data | toJson | sha256sum }}
-    {{- end }}
-    {{- with .Values.podAnnotations }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-spec:
-  {{- include "model-api.podCommonSpec" . | nindent 2 }}
-  {{- with .Values.priorityClassName }}
-  priorityClassName: {{ . }}
-  {{- end }}
-  terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
-  containers:
-    - name: {{ .Chart.Name }}
-      image: {{ include "model-api.image" . }}
-      imagePullPolicy: {{ .Values.image.pullPolicy }}
-      {{- with .Values.securityContext }}
-      securityContext:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      command: ["model-api", "serve"]
-      {{- $env := include "model-api.apiKeyEnv" . }}
-      {{- if or $env .Values.extraEnv }}
-      env:
-        {{- with $env }}
-        {{- . | nindent 8 }}
-        {{- end }}
-        {{- with .Values.extraEnv }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-      {{- end }}
-      envFrom:
-        - configMapRef:
-            name: {{ include "model-api.fullname" . }}
-      ports:
-        - name: http
-          containerPort: {{ .Values.containerPort }}
-          protocol: TCP
-      startupProbe:
-        httpGet:
-          path: /readyz
-          port: http
-        {{- toYaml .Values.startupProbe | nindent 8 }}
-      readinessProbe:
-        httpGet:
-          path: /readyz
-          port: http
-        {{- toYaml .Values.readinessProbe | nindent 8 }}
-      livenessProbe:
-        httpGet:
-          path: /healthz
-          port: http
-        {{- toYaml .Values.livenessProbe | nindent 8 }}
-      lifecycle:
-        preStop:
-          sleep:
-            seconds: {{ .Values.preStopSleepSeconds }}
-      {{- with .Values.resources }}
-      resources:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      volumeMounts:
-        - name: tmp
-          mountPath: /tmp
-        - name: cache
-          mountPath: {{ .Values.cacheVolume.mountPath }}
-        {{- with .Values.extraVolumeMounts }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-  volumes:
-    {{- include "model-api.tmpVolume" . | nindent 4 }}
-    {{- if not (include "model-api.usesClaims" .) }}
-    - name: cache
-      emptyDir:
-        sizeLimit: {{ .Values.cacheVolume.sizeLimit }}
-    {{- end }}
-    {{- with .Values.extraVolumes }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-  {{- with .Values.nodeSelector }}
-  nodeSelector:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with include "model-api.affinity" . }}
-  affinity:
-    {{- . | nindent 4 }}
-  {{- end }}
-  {{- with .Values.tolerations }}
-  tolerations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with include "model-api.topologySpreadConstraints" . }}
-  topologySpreadConstraints:
-    {{- . | nindent 4 }}
-  {{- end }}
-{{- end }}
-
-{{/*
 "true" when the cache volume is a per-replica PersistentVolumeClaim (StatefulSet with persistence), else empty.
 */}}
 {{- define "model-api.usesClaims" -}}
@@ -338,120 +323,4 @@ A Prometheus duration (500ms, 30s, 1m30s, 2h) in seconds, for comparisons in val
 {{- $total = addf $total (mulf (float64 $number) (get $scale (trimPrefix $number .))) }}
 {{- end }}
 {{- $total }}
-{{- end }}
-
-{{/*
-Cross-value checks the schema cannot express. Collects every problem and fails once; each message names the key
-to change. Called from the workload templates.
-*/}}
-{{- define "model-api.validateValues" -}}
-{{- $messages := list }}
-{{- $v := .Values }}
-{{- $deployment := eq $v.workload.kind "Deployment" }}
-{{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
-{{- $messages = append $messages (printf "autoscaling.minReplicas (%v) must not exceed autoscaling.maxReplicas (%v)" $v.autoscaling.minReplicas $v.autoscaling.maxReplicas) }}
-{{- end }}
-{{- if and $v.autoscaling.enabled (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage) (kindIs "invalid" $v.autoscaling.targetMemoryUtilizationPercentage) (empty $v.autoscaling.metrics) }}
-{{- $messages = append $messages "autoscaling.enabled needs a metric: set autoscaling.targetCPUUtilizationPercentage, autoscaling.targetMemoryUtilizationPercentage or autoscaling.metrics" }}
-{{- end }}
-{{- if and (not $deployment) $v.workload.strategy }}
-{{- $messages = append $messages "workload.strategy applies to a Deployment only: use workload.updateStrategy with workload.kind StatefulSet" }}
-{{- end }}
-{{- if and $deployment $v.workload.updateStrategy }}
-{{- $messages = append $messages "workload.updateStrategy applies to a StatefulSet only: use workload.strategy with workload.kind Deployment" }}
-{{- end }}
-{{- $fullname := include "model-api.fullname" . }}
-{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $fullname) }}
-{{- $messages = append $messages (printf "the object name %s (release name %s) is not a DNS-1035 label, which a Service name must be (lowercase letter first, no dots): set fullnameOverride" $fullname .Release.Name) }}
-{{- end }}
-{{- if and (not $deployment) (gt (len $fullname) 52) }}
-{{- $messages = append $messages (printf "the StatefulSet name %s is %d characters; Kubernetes needs 52 at most (its pods' controller-revision-hash label): set fullnameOverride or a shorter release name" $fullname (len $fullname)) }}
-{{- end }}
-{{- if and $deployment $v.persistence.enabled }}
-{{- $messages = append $messages "persistence.enabled needs workload.kind StatefulSet (Deployment replicas cannot each own a claim); unset persistence.enabled or set workload.kind=StatefulSet" }}
-{{- end }}
-{{- if and $v.ingress.enabled (empty $v.ingress.hosts) }}
-{{- $messages = append $messages "ingress.enabled needs at least one entry in ingress.hosts" }}
-{{- end }}
-{{- if and $v.apiKey.value $v.apiKey.existingSecret }}
-{{- $messages = append $messages "apiKey.value and apiKey.existingSecret are exclusive: keep one (existingSecret outside development)" }}
-{{- end }}
-{{- $stop := addf $v.preStopSleepSeconds $v.config.drainSeconds $v.config.shutdownTimeoutSeconds }}
-{{- if lt (float64 $v.terminationGracePeriodSeconds) $stop }}
-{{- $messages = append $messages (printf "terminationGracePeriodSeconds (%v) must be at least preStopSleepSeconds + config.drainSeconds + config.shutdownTimeoutSeconds (%v), or the kubelet kills requests in flight" $v.terminationGracePeriodSeconds $stop) }}
-{{- end }}
-{{- if and (not (kindIs "invalid" $v.service.nodePort)) (eq $v.service.type "ClusterIP") }}
-{{- $messages = append $messages "service.nodePort needs service.type NodePort or LoadBalancer" }}
-{{- end }}
-{{- range $i, $e := $v.extraEnv }}
-{{- if has $e.name (list "MODEL_API_API_KEY" "MODEL_API_PORT") }}
-{{- $messages = append $messages (printf "extraEnv[%d].name %s is set by the chart: use apiKey.* or containerPort" $i $e.name) }}
-{{- end }}
-{{- end }}
-{{- $reserved := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "helm.sh/chart" }}
-{{- range $key := list "commonLabels" "podLabels" }}
-{{- range $label := keys (index $v $key | default dict) | sortAlpha }}
-{{- if has $label $reserved }}
-{{- $messages = append $messages (printf "%s.%s is set by the chart and cannot be overridden" $key $label) }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- $requests := ($v.resources | default dict).requests | default dict }}
-{{- $limits := ($v.resources | default dict).limits | default dict }}
-{{- range $resource := keys $limits | sortAlpha }}
-{{- if hasKey $requests $resource }}
-{{- if gt (float64 (include "model-api.quantityValue" (index $requests $resource))) (float64 (include "model-api.quantityValue" (index $limits $resource))) }}
-{{- $messages = append $messages (printf "resources.requests.%s (%v) must not exceed resources.limits.%s (%v)" $resource (index $requests $resource | toYaml) $resource (index $limits $resource | toYaml)) }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- if and $v.serviceMonitor.enabled (gt (float64 (include "model-api.durationSeconds" $v.serviceMonitor.scrapeTimeout)) (float64 (include "model-api.durationSeconds" $v.serviceMonitor.interval))) }}
-{{- $messages = append $messages (printf "serviceMonitor.scrapeTimeout (%s) must not exceed serviceMonitor.interval (%s)" $v.serviceMonitor.scrapeTimeout $v.serviceMonitor.interval) }}
-{{- end }}
-{{- if $v.autoscaling.enabled }}
-{{- if and (not (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage)) (not $requests.cpu) }}
-{{- $messages = append $messages "autoscaling.targetCPUUtilizationPercentage needs resources.requests.cpu (utilization is a percentage of the request)" }}
-{{- end }}
-{{- if and (not (kindIs "invalid" $v.autoscaling.targetMemoryUtilizationPercentage)) (not $requests.memory) }}
-{{- $messages = append $messages "autoscaling.targetMemoryUtilizationPercentage needs resources.requests.memory (utilization is a percentage of the request)" }}
-{{- end }}
-{{- end }}
-{{- if $v.ingress.enabled }}
-{{- $hosts := list }}
-{{- range $v.ingress.hosts }}{{ $hosts = append $hosts .host }}{{ end }}
-{{- range $i, $tls := $v.ingress.tls }}
-{{- range $tls.hosts }}
-{{- if not (has . $hosts) }}
-{{- $messages = append $messages (printf "ingress.tls[%d].hosts names %s, which is not in ingress.hosts" $i .) }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- with $v.networkPolicy }}
-{{- if and .enabled .allowExternal (or .ingressController.enabled .allowedNamespaces .allowedPods) }}
-{{- $messages = append $messages "networkPolicy.allowExternal admits every source: unset it, or drop networkPolicy.ingressController/allowedNamespaces/allowedPods" }}
-{{- end }}
-{{- end }}
-{{- if $v.pdb.enabled }}
-{{- $min := $v.pdb.minAvailable }}
-{{- $max := $v.pdb.maxUnavailable }}
-{{- if and (not (kindIs "invalid" $min)) (not (kindIs "invalid" $max)) }}
-{{- $messages = append $messages "pdb.minAvailable and pdb.maxUnavailable are exclusive: set the other to null" }}
-{{- else if and (kindIs "invalid" $min) (kindIs "invalid" $max) }}
-{{- $messages = append $messages "pdb.enabled needs pdb.minAvailable or pdb.maxUnavailable" }}
-{{- end }}
-{{- $replicas := int (include "model-api.minReplicas" .) }}
-{{- if and (not (kindIs "invalid" $min)) (not (kindIs "string" $min)) (ge (int $min) $replicas) }}
-{{- $messages = append $messages (printf "pdb.minAvailable (%v) must be below the minimum replica count (%d, autoscaling.minReplicas or replicaCount), or no node drain can evict a pod" $min $replicas) }}
-{{- end }}
-{{- if eq (toString $min) "100%" }}
-{{- $messages = append $messages "pdb.minAvailable 100% blocks every node drain: lower it or use pdb.maxUnavailable" }}
-{{- end }}
-{{- if has (toString $max) (list "0" "0%") }}
-{{- $messages = append $messages "pdb.maxUnavailable 0 blocks every node drain: set at least 1" }}
-{{- end }}
-{{- end }}
-{{- if $messages }}
-{{- fail (printf "\n\nmodel-api: invalid values:\n  - %s\n" (join "\n  - " $messages)) }}
-{{- end }}
 {{- end }}
