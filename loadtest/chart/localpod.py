@@ -238,6 +238,7 @@ class LocalPod:
         self.container = dict(container)
         self.grace_seconds = grace_seconds  # the rendered terminationGracePeriodSeconds
         self.log_path = log_path  # where stdout and stderr go; None: a temporary file
+        self.new_session = True  # its own session and process group, which a signal may address whole
         self.process: subprocess.Popen[bytes] | None = None
         self._captured: str | None = None  # the output, kept once the log file is closed
         # lives as long as the pod; closed in __exit__
@@ -317,9 +318,17 @@ class LocalPod:
         if self.process is not None:
             raise LocalPodError("the local pod is already started")
         self.process = subprocess.Popen(
-            self.command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            self.command,
+            env=self.env,
+            stdout=self._output_stream(),
+            stderr=subprocess.STDOUT,
+            start_new_session=self.new_session,
         )
         return self
+
+    def _output_stream(self) -> Any:
+        """Where stdout and stderr go: the log (a subclass may hand the test a pipe instead)."""
+        return self._log
 
     def output(self) -> str:
         """Everything the process wrote to stdout and stderr so far."""

@@ -17,7 +17,7 @@ import orjson
 
 from model_api import metrics
 from model_api.errors import ApiError, MethodNotAllowed, NotFound, Unauthorized
-from model_api.http import ClientGone, Handler, Request, Response, Route
+from model_api.http import CLOSE, ClientGone, Handler, Request, Response, Route
 from model_api.logs import AccessLog, request_id_var
 from model_api.model import OnnxModel
 from model_api.routes import kserve_v1, ops, seed, v2
@@ -42,8 +42,8 @@ class App:
         self.state = state
         self.routes = routes
         self.access_log = access_log
-        self._metrics = {r.template: metrics.RouteMetrics(r.template) for r in routes.values()}
-        self._metrics[_UNMATCHED] = metrics.RouteMetrics(_UNMATCHED)
+        self._metrics = {r.template: metrics.HTTP.route(r.template) for r in routes.values()}
+        self._metrics[_UNMATCHED] = metrics.HTTP.route(_UNMATCHED)
         api_key = state.settings.api_key
         self._api_key = api_key.encode() if api_key else None
         self._model_prefixes = ("/v1/models/", "/v2/models/")
@@ -54,9 +54,11 @@ class App:
             # Known only now: the artifact's version, which names the versioned V2 routes.
             for path, route in v2.versioned_routes(self.state).items():
                 self.routes[path] = route
-                self._metrics[route.template] = metrics.RouteMetrics(route.template)
+                self._metrics[route.template] = metrics.HTTP.route(route.template)
 
     def shutdown(self) -> None:
+        if self.access_log is not None:
+            self.access_log.close()
         self.state.close()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -75,10 +77,14 @@ class App:
         route = self.routes.get(scope["path"])
         observed = route is None or route.observed
         if observed:
-            metrics.IN_FLIGHT.inc()
+            metrics.HTTP.in_flight += 1
         status = 499  # nginx's "client closed request": kept if the client leaves before the answer
         try:
-            response = await self._respond(route, Request(scope, receive, headers, request_id))
+            request = Request(scope, receive, headers, request_id)
+            response = await self._respond(route, request)
+            extra = response.headers
+            if request.unread_body() and not await request.discard_body():  # a refusal before the body
+                extra = (*extra, CLOSE)
             await send(
                 {
                     "type": "http.response.start",
@@ -87,7 +93,7 @@ class App:
                         (b"content-type", response.content_type),
                         (b"content-length", str(len(response.body)).encode()),
                         (b"x-request-id", request_id.encode()),
-                        *response.headers,
+                        *extra,
                     ],
                 }
             )
@@ -101,9 +107,9 @@ class App:
             route_metrics = self._metrics[route.template if route is not None else _UNMATCHED]
             route_metrics.count(status)
             if observed:
-                metrics.IN_FLIGHT.dec()
+                metrics.HTTP.in_flight -= 1
                 elapsed = time.perf_counter() - started
-                route_metrics.latency.observe(elapsed)
+                route_metrics.observe(elapsed)
                 if self.access_log is not None:
                     duration_ms = round(elapsed * 1000, 3)
                     self.access_log.log(scope["method"], scope["path"], status, duration_ms, request_id)

@@ -6,12 +6,11 @@ Standard library only, so it adds nothing to the image and starts fast.
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from model_api.settings import env_name
+from model_api.settings import SettingsError, api_key_from_env
 
 CLASSIFY_PATH = "/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2"
 EXPECTED_SPECIES = {"species": "Iris setosa"}
@@ -21,7 +20,11 @@ def run_checks(base_url: str, *, timeout: float = 5.0, out: Callable[[str], None
     """0 when the service is ready and classifies the reference flower correctly, else 1."""
     base_url = base_url.rstrip("/")
     headers = {}
-    api_key = os.environ.get(env_name("api_key"), "").strip()  # as the server reads it (a file's newline)
+    try:
+        api_key = api_key_from_env()  # as the server reads it: MODEL_API_API_KEY_FILE or MODEL_API_API_KEY
+    except SettingsError as error:
+        out(f"FAIL settings: {error}")
+        return 1
     if api_key:
         headers["X-API-Key"] = api_key
     checks = (

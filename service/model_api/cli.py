@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         help="smoke-test a running service (readiness, then one classification)",
-        description="GET /readyz, then the reference classification; sends MODEL_API_API_KEY when set.",
+        description="GET /readyz, then the reference classification; sends the API key when "
+        "MODEL_API_API_KEY_FILE or MODEL_API_API_KEY is set.",
     )
     check.add_argument("--url", required=True, help="base URL, e.g. http://model-api:8080")
     check.add_argument("--timeout", type=float, default=5.0, help="seconds per request (default: 5)")

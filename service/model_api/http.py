@@ -6,6 +6,7 @@ the hot path to a dict lookup, one handler call and two `send` calls.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,13 @@ from model_api.errors import BadRequest, PayloadTooLarge
 
 JSON_TYPE = b"application/json"
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+# Lingering close, as nginx does it: a client that writes its whole body before reading the answer (urllib,
+# most scripts) sees a refusal only if the server reads the rest of that body first. Closing with unread
+# bytes makes the kernel send a reset, and the client gets "connection reset" instead of the 413. Beyond
+# these bounds the client is more likely an attack than a script: the connection is closed.
+DISCARD_LIMIT_BYTES = 64 * 2**20
+DISCARD_SECONDS = 10.0
+CLOSE = (b"connection", b"close")
 
 
 class ClientGone(Exception):
@@ -26,7 +34,7 @@ class ClientGone(Exception):
 class Request:
     """One HTTP request: lazy access to query, headers and body, so a route pays only for what it reads."""
 
-    __slots__ = ("_query", "headers", "receive", "request_id", "scope")
+    __slots__ = ("_body_done", "_query", "_received", "headers", "receive", "request_id", "scope")
 
     def __init__(self, scope: dict, receive: Callable, headers: dict[bytes, bytes], request_id: str) -> None:
         self.scope = scope
@@ -34,6 +42,8 @@ class Request:
         self.headers = headers
         self.request_id = request_id
         self._query: dict[str, str] | None = None
+        self._received: int | None = None  # body bytes read so far; None before the first receive()
+        self._body_done = False
 
     @property
     def method(self) -> str:
@@ -63,18 +73,54 @@ class Request:
             if size > limit:
                 raise PayloadTooLarge(f"request body of {size} bytes exceeds MAX_BODY_BYTES={limit}")
         chunks: list[bytes] = []
-        received = 0
+        received = self._received = 0
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
+                self._body_done = True
                 raise ClientGone
             chunk = message.get("body", b"")
             received += len(chunk)
+            self._received = received
+            if not message.get("more_body", False):
+                self._body_done = True
             if received > limit:  # chunked uploads have no Content-Length: count while streaming
                 raise PayloadTooLarge(f"request body exceeds MAX_BODY_BYTES={limit}")
             chunks.append(chunk)
-            if not message.get("more_body", False):
+            if self._body_done:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def unread_body(self) -> bool:
+        """Whether the client sent, or announced, body bytes that nobody has read yet."""
+        if self._body_done:
+            return False
+        headers = self.headers
+        return b"transfer-encoding" in headers or headers.get(b"content-length", b"0") != b"0"
+
+    async def discard_body(self) -> bool:
+        """Read and drop the rest of the body (DISCARD_LIMIT_BYTES within DISCARD_SECONDS at most), so that
+        the answer reaches a client still writing; whether the body was read to its end, which keeps the
+        connection usable. False: the answer must close the connection."""
+        if self._received is None:
+            if self.headers.get(b"expect", b"").lower() == b"100-continue":
+                return False  # the client sends nothing until told to continue: refuse it without reading
+            declared = self.headers.get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > DISCARD_LIMIT_BYTES:
+                return False  # no point reading what will be cut off anyway
+        discarded = 0
+        try:
+            async with asyncio.timeout(DISCARD_SECONDS):
+                while discarded <= DISCARD_LIMIT_BYTES:
+                    message = await self.receive()
+                    if message["type"] == "http.disconnect":
+                        return False
+                    discarded += len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        self._body_done = True
+                        return True
+        except TimeoutError:
+            pass
+        return False
 
     async def json(self, limit: int) -> Any:
         return parse_json(await self.body(limit))

@@ -14,11 +14,14 @@ starts a new one; at shutdown a computation still running is terminated.
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import logging
 import multiprocessing
+import os
 import signal
+import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
@@ -31,8 +34,10 @@ from model_api.pi import pi_digits
 log = logging.getLogger(__name__)
 
 _SPAWN = multiprocessing.get_context("spawn")
-# Ctrl-C signals the whole process group; the server drains on it, so the worker must finish its request.
-_IGNORE_SIGINT = functools.partial(signal.signal, signal.SIGINT, signal.SIG_IGN)
+# The signals the server drains on. They often reach the whole process group, not the server alone (a
+# terminal's Ctrl-C, systemd's default KillMode, tini -g, many supervisors): the worker ignores them and
+# finishes the computations it holds; the server terminates it itself at the shutdown timeout.
+_SHUTDOWN_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 class PiWorker:
@@ -78,7 +83,7 @@ class PiWorker:
                 process.pid,
                 unfinished,
             )
-            process.terminate()
+            process.kill()  # SIGKILL: it ignores SIGTERM (see _SHUTDOWN_SIGNALS)
         executor.shutdown(wait=True, cancel_futures=True)  # idle, the worker exits; the pool reaps it
 
     def _submit(self, ndigits: int) -> tuple[ProcessPoolExecutor, BaseProcess | None, Future[str]]:
@@ -93,8 +98,11 @@ class PiWorker:
                 return self._track(executor, executor.submit(pi_digits, ndigits))
             except BrokenProcessPool:  # it died since the last request: this one goes to a new worker
                 self._forget(executor, self._process)
-        executor = self._executor = ProcessPoolExecutor(1, mp_context=_SPAWN, initializer=_IGNORE_SIGINT)
-        job = executor.submit(pi_digits, ndigits)  # starts the process
+        executor = self._executor = ProcessPoolExecutor(
+            1, mp_context=_SPAWN, initializer=_prepare_worker, initargs=(os.getpid(),)
+        )
+        with _shutdown_signals_blocked():
+            job = executor.submit(pi_digits, ndigits)  # starts the process, which inherits the blocked mask
         self._process = _worker_process(executor)
         log.info("started the pi worker process (pid %s)", self.pid)
         return self._track(executor, job)
@@ -120,6 +128,35 @@ class PiWorker:
             log.error("the %s; the next pi request starts a new worker", fate)
             executor.shutdown(wait=False)
         return fate
+
+
+@contextlib.contextmanager
+def _shutdown_signals_blocked() -> Iterator[None]:
+    """Block the shutdown signals in this thread while it starts the worker, as CPython's resource tracker
+    does: the child inherits the mask through fork and exec, so a group signal arriving while it is still
+    importing stays pending instead of killing it, and is discarded once it ignores them."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SHUTDOWN_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _prepare_worker(server_pid: int) -> None:
+    """The worker's initializer. It ignores the shutdown signals, then unblocks them (pending ones are
+    dropped). Ignoring SIGTERM, it would outlive a server killed outright (SIGKILL, the OOM killer): the
+    pool's queues give it no end of file, since it holds their writing ends too. So it asks Linux for
+    SIGKILL when the server dies, and leaves at once if that happened already."""
+    for signum in _SHUTDOWN_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SHUTDOWN_SIGNALS)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != server_pid:
+        os._exit(1)
 
 
 def _worker_process(executor: ProcessPoolExecutor) -> BaseProcess | None:

@@ -15,7 +15,7 @@ from types import FrameType
 import uvicorn
 
 from model_api.app import App, create_app
-from model_api.settings import Settings
+from model_api.settings import Settings, remove_secrets_from_environ
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def build_server(settings: Settings) -> DrainingServer:
 
 def serve(settings: Settings) -> int:
     """Serve until stopped; 0 after a signal-initiated shutdown, 1 if the server could not start."""
+    remove_secrets_from_environ()  # read into `settings` already; before any child process is started
     server = build_server(settings)
     try:
         server.run()

@@ -1,7 +1,7 @@
 """Service settings, read once from environment variables that share the prefix MODEL_API_.
 
-The chart sets these from its ConfigMap (and the API key from a Secret); `model-api serve --help`
-prints the same table, so this module is the single place where a setting is named and documented.
+The chart sets these from its ConfigMap (and mounts the API key from a Secret as a file); `model-api serve
+--help` prints the same table, so this module is the single place where a setting is named and documented.
 """
 
 # ruff: noqa: RUF009 - `_setting` wraps dataclasses.field to attach the help text and bounds
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,15 @@ class Settings:
         minimum=0,
     )
     api_key: str | None = _setting(
-        None, "When set, prediction routes require it (X-API-Key or Authorization: Bearer). Never logged."
+        None,
+        "When set, prediction routes require it (X-API-Key or Authorization: Bearer). Never logged, and "
+        "removed from the environment at start so that no child process inherits it. For local use; "
+        "deployments give API_KEY_FILE.",
+    )
+    api_key_file: Path | None = _setting(
+        None,
+        "File holding the API key (the chart mounts its Secret there), read once at start; a trailing "
+        "newline is dropped, an empty file refused. Not together with API_KEY.",
     )
     drain_seconds: float = _setting(
         0.0, "After SIGTERM: seconds to keep serving (readiness already 503) before closing.", minimum=0
@@ -76,19 +84,49 @@ class Settings:
             if raw is None or (raw == "" and spec.name != "api_key"):
                 continue
             values[spec.name] = _parse(name, raw, spec.type, spec.metadata)
-        key = values.get("api_key")
-        if key is not None:
-            # A key mounted from a file (kubectl create secret --from-file) usually ends with a newline that
-            # no HTTP header can carry: every request would get 401. Never echoed: it is the secret.
-            if key and not key.strip():
-                raise SettingsError(f"{env_name('api_key')} is blank; unset it (no key) or give a key")
-            values["api_key"] = key.strip() or None
+        values["api_key"] = _api_key(values.get("api_key"), values.get("api_key_file"))
         return cls(**values)
 
     def __repr__(self) -> str:  # the API key must never reach a log line
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["api_key"] = "<set>" if self.api_key else None
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+def _api_key(key: str | None, key_file: Path | None) -> str | None:
+    """The key from MODEL_API_API_KEY or the file MODEL_API_API_KEY_FILE names. A key written with a
+    trailing newline (kubectl create secret --from-file, echo > file) would never match a header, so every
+    request would get 401: surrounding whitespace is dropped. Never echoed in an error: it is the secret."""
+    if key_file is not None:
+        file_variable = env_name("api_key_file")
+        if key is not None:
+            raise SettingsError(f"{env_name('api_key')} and {file_variable} are both set; give only one")
+        try:
+            key = key_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise SettingsError(f"{file_variable}={str(key_file)!r} cannot be read: {reason}") from None
+        if not key.strip():
+            raise SettingsError(f"{file_variable}={str(key_file)!r} is empty; it must hold the API key")
+    if key is None:
+        return None
+    if key and not key.strip():
+        raise SettingsError(f"{env_name('api_key')} is blank; unset it (no key) or give a key")
+    return key.strip() or None
+
+
+def api_key_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The API key as `Settings.from_env` reads it, for clients (`model-api check`) that need only the key."""
+    environ = os.environ if environ is None else environ
+    key_file = environ.get(env_name("api_key_file"), "").strip()
+    return _api_key(environ.get(env_name("api_key")), Path(key_file) if key_file else None)
+
+
+def remove_secrets_from_environ(environ: MutableMapping[str, str] | None = None) -> None:
+    """Drop MODEL_API_API_KEY from this process's environment once read, so that no child process (the pi
+    worker, anything a library spawns) inherits it. /proc/<pid>/environ keeps the value the process was
+    started with: the file (MODEL_API_API_KEY_FILE) is the way to keep it out of there too."""
+    (os.environ if environ is None else environ).pop(env_name("api_key"), None)
 
 
 def env_name(setting: str) -> str:
@@ -113,6 +151,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "Path": Path,
     "str": str,
     "str | None": str,
+    "Path | None": Path,
 }
 
 

@@ -1,15 +1,17 @@
 """A real `model-api serve` process on a free loopback port, for tests that need sockets and signals.
 
 `ServerProcess` is `LocalPod.serve` (loadtest/chart/localpod.py, the one wrapper for the service as a local
-process, in its own session) with the service tests' conveniences: JSON requests, /metrics values, the
-processes it started, AssertionError with the server's log when something does not happen, and a kill
-when the block ends (a test that wants a graceful stop calls terminate()).
+process) with the service tests' conveniences: its own process group only when asked (`own_group`), its
+output to a pipe the test reads when asked (`pipe_output`), JSON requests, /metrics values, the processes
+it started, AssertionError with the server's log when something does not happen, and a kill when the
+block ends (a test that wants a graceful stop calls terminate()).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,8 +27,18 @@ MODEL_API = Path(resolve_executable("model-api"))  # the console script the serv
 
 
 class ServerProcess(LocalPod):
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, *, own_group: bool = False, pipe_output: bool = False
+    ) -> None:
         super().__init__(*serve_arguments(env), log_path=log_path)
+        self.own_group = own_group  # its own process group (and session), which a test may signal whole
+        self.new_session = own_group
+        self.pipe_output = (
+            pipe_output  # stdout and stderr to one pipe (process.stdout) the test reads, or not
+        )
+
+    def _output_stream(self) -> Any:
+        return subprocess.PIPE if self.pipe_output else super()._output_stream()
 
     def start(self) -> ServerProcess:
         super().start()

@@ -177,3 +177,19 @@ def get_quietly(server: ServerProcess, path: str) -> None:
     """A request whose answer does not matter (it is cut off at shutdown)."""
     with contextlib.suppress(OSError):
         server.get(path, timeout=120)
+
+
+@pytest.mark.slow
+def test_the_worker_dies_with_a_server_killed_outright(start_server: Callable[..., ServerProcess]) -> None:
+    # It ignores SIGTERM and SIGINT (a group signal must not stop it), so nothing else would end it.
+    server = start_server()
+    server.wait_until("/readyz", 200)
+    assert server.get("/api/v0/pi?ndigits=3000")[0] == 200  # starts the worker
+    children = server.children()
+    assert server.process is not None
+
+    server.process.kill()  # SIGKILL, as the OOM killer would
+    server.process.wait(30)
+
+    assert children, "no pi worker process started"
+    assert still_running(children) == [], "processes the server started outlived it"
