@@ -3,7 +3,9 @@ with the fewest pod-minutes.
 
 ``strategies(base, costs, ...)`` builds the candidates from one rendered spec (its min/max replicas,
 behavior and requests): CPU utilization, requests/s per pod (a Pods metric through Prometheus Adapter),
-requests in flight per pod (likewise), and KEDA scaling to zero on the requests/s arriving at the Service.
+requests in flight per pod (likewise), and KEDA scaling to zero on the requests/s arriving at the Service
+(with the polling, cooldown and activation threshold of the chart's requests-arriving trigger when the spec
+was rendered with one).
 The request targets default to the load at which a pod sits at the CPU target, so every strategy aims at
 the same pod count at steady state and the comparison is about the signal and its delays, not the target.
 
@@ -87,12 +89,6 @@ def strategies(
     rps = rps_target or rps_target_for(base, costs, cpu_target)
     in_flight = in_flight_target or costs.in_flight(rps)
     plain = dataclasses.replace(base, keda=None)
-    keda = dataclasses.replace(
-        plain,
-        min_replicas=1,  # KEDA gives its HPA max(minReplicaCount, 1)
-        metrics=(_custom("s0-prometheus", rps, "offered_rps", source="External"),),
-        keda=KedaScaling(0, KEDA_POLLING_INTERVAL, KEDA_COOLDOWN_PERIOD, (0.0,)),
-    )
     return [
         Strategy(f"CPU {cpu_target} %", dataclasses.replace(plain, metrics=(cpu_metric(cpu_target),))),
         Strategy(
@@ -105,8 +101,24 @@ def strategies(
                 plain, metrics=(_custom("model_api_requests_in_flight", in_flight, "in_flight"),)
             ),
         ),
-        Strategy(f"KEDA RPS {rps:.1f}/pod, to zero", keda),
+        Strategy(f"KEDA RPS {rps:.1f}/pod, to zero", keda_to_zero(base, rps)),
     ]
+
+
+def keda_to_zero(base: HpaSpec, rps: float) -> HpaSpec:
+    """KEDA scaling to zero and back on the requests/s arriving at the Service, `rps` per pod: with the
+    polling interval, cooldown, rate() window and activation threshold of `base`'s requests-arriving trigger
+    when `base` is the chart's ScaledObject with one (autoscaling.keda.activation.*), else the chart's
+    defaults."""
+    metric = _custom("s0-prometheus", rps, "offered_rps", source="External")
+    keda = KedaScaling(0, KEDA_POLLING_INTERVAL, KEDA_COOLDOWN_PERIOD, (0.0,))
+    arriving = next((i for i, m in enumerate(base.metrics) if m.signal == "offered_rps"), None)
+    if base.keda is not None and arriving is not None:
+        metric = dataclasses.replace(metric, rate_window=base.metrics[arriving].rate_window)
+        activation = dict(enumerate(base.keda.activation_thresholds)).get(arriving, 0.0)
+        keda = KedaScaling(0, base.keda.polling_interval, base.keda.cooldown_period, (activation,))
+    # KEDA gives its HPA max(minReplicaCount, 1)
+    return dataclasses.replace(base, min_replicas=1, metrics=(metric,), keda=keda)
 
 
 def cpu_metric(target: int) -> MetricTarget:
@@ -252,22 +264,37 @@ def slug(name: str) -> str:
 
 
 def describe_costs(
-    costs: ServiceCosts, p95_goal_ms: float, pipeline: MetricPipeline, ready_delay: float
+    costs: ServiceCosts,
+    p95_goal_ms: float,
+    pipeline: MetricPipeline,
+    ready_delay: float,
+    keda_polling_interval: float = KEDA_POLLING_INTERVAL,
 ) -> str:
     """The measured costs and assumed delays every strategy shares, in a line."""
     return (
         f"costs: {costs.cpu_ms_per_request:.2f} ms CPU/request, latency {costs.latency_ms:g} ms, p95 "
         f"{costs.p95_ms:g} ms at low load, pod capacity {costs.capacity_millicores:g}m "
         f"({costs.throughput:.1f} req/s); p95 goal {p95_goal_ms:g} ms; a new pod Ready after "
-        f"{ready_delay:g} s; {pipeline.describe()}; KEDA polls every {KEDA_POLLING_INTERVAL:g} s and scales "
+        f"{ready_delay:g} s; {pipeline.describe()}; KEDA polls every {keda_polling_interval:g} s and scales "
         "from zero on the requests/s arriving at the Service (an ingress counter: the pods' own series "
         "do not exist at zero)"
     )
 
 
 def stuck_at_zero(spec: HpaSpec, rows: Sequence[SyncRow]) -> str:
-    """A warning when requests arrived while the workload stayed at zero replicas (else "")."""
-    waiting = [r.t for r in rows if r.replicas == 0 and r.desired == 0 and r.rps > 0]
+    """A warning when requests arrived at zero replicas and no scale from zero followed (else ""): the syncs
+    of each such stretch that ends without KEDA waking the workload (a stretch ended by a wake-up is the
+    activation delay every scale from zero pays)."""
+    waiting: list[float] = []
+    stretch: list[float] = []
+    for row in rows:
+        if row.replicas == 0 and row.desired == 0 and row.rps > 0:
+            stretch.append(row.t)
+            continue
+        if not (row.replicas == 0 and row.desired > 0):
+            waiting += stretch
+        stretch = []
+    waiting += stretch
     if not waiting:
         return ""
     own_series = spec.keda is not None and all(m.signal != "offered_rps" for m in spec.metrics if m.is_custom)

@@ -26,8 +26,10 @@ a KEDA ScaledObject also replays KEDA's own step: every polling interval, at 0 r
 (value above its activationThreshold) scales to max(minReplicaCount, 1), and with minReplicaCount 0 the
 target goes to 0 a cooldownPeriod after the last active poll. Requests that arrive while no pod is Ready
 are not served, so no pod counts them: a trigger on the service's own series cannot wake a target at zero
-(the replay shows it), only one on the offered load (signal ``offered_rps``: an ingress or gateway
-counter) can.
+(the replay shows it), only one on the offered load can (signal ``offered_rps``: the chart's
+``requests-arriving`` trigger, an ingress, gateway or mesh counter scraped like the pods' series). From zero,
+the workload wakes at the first KEDA poll whose rate() of that counter is above the activationThreshold:
+the load's rise + the scrape and rate() delays, rounded up to the next poll, then a pod's start-to-ready.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ scales.
 series; the API server's 80 % CPU when none), behavior (None when unset: the controller then takes its
 legacy path) and, per container, the requests the utilization is computed against. A KEDA ScaledObject is
 read as the HPA KEDA's operator makes from it (``from_scaled_object``), with KEDA's own 0 <-> 1 step in
-``HpaSpec.keda``. Unsupported input raises ``HpaSpecError`` naming the field.
+``HpaSpec.keda``; its ``requests-arriving`` trigger (autoscaling.keda.activation.query) is read as the
+requests per second arriving in front of the pods, which exist at zero replicas. Unsupported input raises
+``HpaSpecError`` naming the field.
 """
 
 from __future__ import annotations
@@ -428,16 +430,30 @@ class KedaScaling:
     activation_thresholds: tuple[float, ...] = ()  # per trigger, in the metric's unit
 
 
-def query_signal(query: str, where: str) -> tuple[str, float]:
-    """(signal, rate window in seconds) of a Prometheus trigger's query over the service's own series."""
+# The chart's trigger on the requests per second counted in front of the pods (an ingress, gateway or mesh
+# counter: autoscaling.keda.activation.query), the one that can wake a workload at zero replicas.
+ARRIVING_TRIGGER = "requests-arriving"
+
+
+def rate_window(query: str) -> float | None:
+    """The window of the first rate(...[w]) in `query`, in seconds (None without one)."""
+    match = _RATE_WINDOW.search(query)
+    return None if match is None else float(int(match["n"]) * _UNIT_SECONDS[match["unit"]])
+
+
+def query_signal(query: str, where: str, trigger_name: str | None = None) -> tuple[str, float]:
+    """(signal, rate window in seconds) of a Prometheus trigger's query: the service's own series, or the
+    chart's requests-arriving trigger, whose series (the user's proxy's) is read as the offered load."""
+    if trigger_name == ARRIVING_TRIGGER:
+        return "offered_rps", rate_window(query) or DEFAULT_RATE_WINDOW
     if "model_api_requests_in_flight" in query:
         return "in_flight", DEFAULT_RATE_WINDOW
     match = _RATE_WINDOW.search(query)
     if match and match["series"] == "model_api_requests_total":
-        return "rps", float(int(match["n"]) * _UNIT_SECONDS[match["unit"]])
+        return "rps", rate_window(query) or DEFAULT_RATE_WINDOW
     raise HpaSpecError(
-        f"{where}.metadata.query {query!r}: the predictor replays rate(model_api_requests_total[...]) "
-        "and model_api_requests_in_flight only"
+        f"{where}.metadata.query {query!r}: the predictor replays rate(model_api_requests_total[...]), "
+        f"model_api_requests_in_flight and the chart's {ARRIVING_TRIGGER} trigger only"
     )
 
 
@@ -453,7 +469,7 @@ def _trigger_metric(trigger: Mapping[str, Any], index: int) -> tuple[MetricTarge
         return MetricTarget(kind, average_value_milli=milli_value(metadata["value"])), 0.0
     if kind != "prometheus":
         raise HpaSpecError(f"{where} is of type {kind!r}: the predictor models cpu, memory and prometheus")
-    signal, window = query_signal(str(metadata.get("query", "")), where)
+    signal, window = query_signal(str(metadata.get("query", "")), where, trigger.get("name"))
     threshold = milli_value(metadata.get("threshold", "0"))
     if threshold <= 0:
         raise HpaSpecError(f"{where}.metadata.threshold must be > 0")

@@ -133,7 +133,12 @@ def run_compare(args: argparse.Namespace) -> int:
     except (hpa_options.InputError, ValueError) as exc:
         return hpa_options.bad_input(exc)
     print(hpa_options.describe_spec(spec, args.values))
-    print(compare.describe_costs(costs, args.p95_goal_ms, hpa_options.pipeline_from(args), args.ready_delay))
+    keda = next(run.strategy.spec.keda for run in runs if run.strategy.spec.keda is not None)
+    print(
+        compare.describe_costs(
+            costs, args.p95_goal_ms, hpa_options.pipeline_from(args), args.ready_delay, keda.polling_interval
+        )
+    )
     print(compare.format_table([run.score for run in runs]))
     if args.out:
         for run in runs:

@@ -126,9 +126,12 @@ def write_values(tmp_path: Path, autoscaling: dict) -> Path:
     return path
 
 
-@pytest.mark.chart
-def test_scaled_object_is_read_as_the_hpa_keda_makes(tmp_path: Path) -> None:
-    values = write_values(
+ARRIVING = 'sum(rate(nginx_ingress_controller_requests{ingress="model-api"}[2m]))'
+
+
+def to_zero_values(tmp_path: Path, threshold: float = 0, polling: int = 15) -> Path:
+    """KEDA scaling to zero, woken by the chart's requests-arriving trigger (an ingress-nginx counter)."""
+    return write_values(
         tmp_path,
         {
             "engine": "keda",
@@ -136,22 +139,60 @@ def test_scaled_object_is_read_as_the_hpa_keda_makes(tmp_path: Path) -> None:
             "maxReplicas": 20,
             "targetCPUUtilizationPercentage": None,
             "targetRequestsPerSecond": 14,
+            "keda": {"pollingInterval": polling, "activation": {"query": ARRIVING, "threshold": threshold}},
         },
     )
-    objects = release.render(release.load_values([values]))
+
+
+@pytest.mark.chart
+def test_scaled_object_is_read_as_the_hpa_keda_makes(tmp_path: Path) -> None:
+    objects = release.render(release.load_values([to_zero_values(tmp_path, threshold=0.5)]))
     spec = HpaSpec.from_release(objects)
-    expected = ("keda-hpa-model-api", 1, 20, ("external s0-prometheus 14/pod",), ("rps",), 60.0, 0, 15.0)
+    expected = (
+        "keda-hpa-model-api",
+        1,
+        20,
+        ("external s0-prometheus 14/pod", "external s1-prometheus 14/pod"),
+        ("rps", "offered_rps"),  # the pods' own counter; the requests-arriving trigger: counted in front
+        (60.0, 120.0),
+        (0, 15.0, (0.0, 0.5)),
+    )
     actual = (
         spec.name,
         spec.min_replicas,
         spec.max_replicas,
         tuple(m.describe() for m in spec.metrics),
         tuple(m.signal for m in spec.metrics),
-        spec.metrics[0].rate_window,
-        spec.keda.min_replica_count if spec.keda else None,
-        spec.keda.polling_interval if spec.keda else None,
+        tuple(m.rate_window for m in spec.metrics),
+        (spec.keda.min_replica_count, spec.keda.polling_interval, spec.keda.activation_thresholds)
+        if spec.keda
+        else None,
     )
-    assert actual == expected, "ScaledObject -> (HPA name, min, max, metrics, signals, rate window, keda)"
+    assert actual == expected, (
+        "ScaledObject -> (HPA name, min, max, metrics, signals, rate windows, (min, polling, activation))"
+    )
+
+
+@pytest.mark.chart
+@pytest.mark.parametrize(
+    ("threshold", "polling", "expected"),
+    [
+        # load 0 -> 20 req/s at t=100 s; the rate()[2m] over 30 s scrapes, newest sample 15 s old, averages
+        # [t-105, t-15]: 1.1 req/s at the poll at 120 s, 4.4 at 135 s, 7.8 at 150 s
+        (0, 15, 120.0),  # the first poll that sees a request
+        (4, 15, 135.0),  # the first poll above the activation threshold
+        (4, 30, 150.0),  # ... on KEDA's polling interval
+    ],
+)
+def test_the_charts_scale_to_zero_wakes_after_polling_and_activation(
+    tmp_path: Path, threshold: float, polling: int, expected: float
+) -> None:
+    spec = HpaSpec.from_release(
+        release.render(release.load_values([to_zero_values(tmp_path, threshold, polling)]))
+    )
+    rows = predict(spec, [(0.0, 0.0), (100.0, 20.0)], 25.0, duration=400)
+    woke = next((r.t for r in rows if r.replicas == 0 and r.desired > 0), None)
+    assert (rows[0].replicas, woke) == (0, expected), "(replicas at the idle start, sync scaling from zero)"
 
 
 @pytest.mark.chart
@@ -293,23 +334,34 @@ def test_rollout_slots_need_the_autoscaler_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.chart
-def test_predict_warns_when_the_charts_keda_trigger_cannot_wake_from_zero(
+def test_predict_replays_the_charts_scale_to_zero_waking(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    values = write_values(
-        tmp_path,
-        {
-            "engine": "keda",
-            "minReplicas": 0,
-            "targetCPUUtilizationPercentage": None,
-            "targetRequestsPerSecond": 14,
-        },
-    )
     load = tmp_path / "load.csv"
     load.write_text("t,rps\n0,0\n60,30\n400,0\n")
-    argv = ["predict", "--values", str(values), "--load", str(load), "--cpu-ms-per-request", "25"]
-    status = run_cli([*argv, "--duration", "600"])
+    argv = ["predict", "--values", str(to_zero_values(tmp_path)), "--load", str(load)]
+    status = run_cli([*argv, "--cpu-ms-per-request", "25", "--duration", "600"])
     out = capsys.readouterr().out
+    expected = (0, True, False)
+    actual = (status, "KEDA: trigger active, scaling from zero" in out, "WARNING" in out)
+    assert actual == expected, f"(status, the wake-up sync, a warning) in:\n{out}"
+
+
+@pytest.mark.chart
+def test_a_scaled_object_without_the_arriving_trigger_can_never_wake(tmp_path: Path) -> None:
+    """The warning stays for a ScaledObject at zero whose triggers all read the pods' own series: the
+    chart's render with its requests-arriving trigger removed (as a hand-written ScaledObject would be)."""
+    objects = release.render(release.load_values([to_zero_values(tmp_path)]))
+    scaled = release.get(objects, "ScaledObject", "model-api")
+    scaled["spec"]["triggers"] = [
+        t for t in scaled["spec"]["triggers"] if t.get("name") != "requests-arriving"
+    ]
+    spec = HpaSpec.from_release(objects)
+    rows = predict(spec, [(0.0, 0.0), (60.0, 30.0), (400.0, 0.0)], 25.0, duration=600)
     expected = (0, True)
-    actual = (status, "requests arrived at zero replicas for 345 s (from t=60 s)" in out)
-    assert actual == expected, f"(status, the warning) in:\n{out}"
+    warning = compare.stuck_at_zero(spec, rows)
+    actual = (
+        max(r.desired for r in rows),
+        "requests arrived at zero replicas for 345 s (from t=60 s)" in warning,
+    )
+    assert actual == expected, f"(most replicas asked for, the warning) {warning!r}"
