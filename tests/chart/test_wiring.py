@@ -8,6 +8,7 @@ Most broken installs are here: each object is schema-valid on its own, and the r
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -150,11 +151,13 @@ def test_config_map_holds_only_settings_the_service_reads(objects: list[Manifest
         pytest.fail(f"ConfigMap/{helpers.FULLNAME}: data: the service would refuse to start: {error}")
 
 
-def test_kubelet_built_environment_is_valid_settings(objects: list[Manifest]) -> None:
+def test_kubelet_built_environment_is_valid_settings(objects: list[Manifest], tmp_path: Path) -> None:
     """With service links on, the kubelet adds <SERVICE>_PORT=tcp://... for every Service: a Service named
-    model-api would feed MODEL_API_PORT=tcp://... to the service unless the pod turns links off."""
+    model-api would feed MODEL_API_PORT=tcp://... to the service unless the pod turns links off. The
+    mounted files (the API key) exist, as in the pod."""
     container = helpers.main_container(objects)
-    env = localpod.container_env(objects, container, {"MODEL_API_API_KEY": "external"})
+    env, moved = helpers.local_pod_env(objects, tmp_path, "external")
+    env.update(moved)
     if helpers.workload(objects)["spec"]["template"]["spec"].get("enableServiceLinks", True):
         env = {**localpod.service_link_env(objects), **env}
     try:
@@ -280,7 +283,7 @@ def http_port(objects: list[Manifest]) -> Manifest:
     return next(p for p in helpers.main_container(objects)["ports"] if p.get("name") == "http")
 
 
-def test_pod_labels(objects: list[Manifest]) -> dict[str, str]:
+def hook_pod_labels(objects: list[Manifest]) -> dict[str, str]:
     return helpers.helm_test_pod(objects)["metadata"].get("labels") or {}
 
 
@@ -353,7 +356,7 @@ def test_helm_test_pod_policy_allows_only_the_service_and_dns(
     if not network_policy_enabled(value_set):
         assert [p for p in helpers.find(objects, "NetworkPolicy")] == []
         return
-    hook_labels = test_pod_labels(objects)
+    hook_labels = hook_pod_labels(objects)
     policy = next(
         p for p in helpers.find(objects, "NetworkPolicy") if selects(p["spec"]["podSelector"], hook_labels)
     )
@@ -595,7 +598,12 @@ def test_helm_test_hook_runs_to_completion_and_can_run_again(objects: list[Manif
 # --- batch pods stay out of everything that serves -------------------------------------------------------
 
 EVERYTHING_ON = {
-    "batch": {"enabled": True, "input": "s3://data/iris.csv", "output": "s3://data/scored/"},
+    "batch": {
+        "enabled": True,
+        "input": "s3://data/iris.csv",
+        "allowUnverifiedInput": True,
+        "output": "s3://data/scored/",
+    },
     "autoscaling": {"enabled": True},
     "pdb": {"enabled": True},
     "networkPolicy": {"enabled": True},  # its ingress admits the chart's clients by a pod label
