@@ -9,7 +9,7 @@ PYTEST ?= $(BIN)/pytest
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: setup checkov test test-chart serve bench lint demo golden clean
+.PHONY: setup checkov test test-chart serve bench lint demo golden mutation clean
 
 setup: $(STAMP) $(MODEL)
 
@@ -62,6 +62,11 @@ demo: setup
 # Rewrite the reviewed golden renders after an intended chart change; review the diff before committing.
 golden: setup
 	UPDATE_GOLDEN=1 $(PYTEST) tests/chart/test_golden.py -p no:cacheprovider
+
+# Plant one chart-breaking mistake at a time in a copy of the chart and confirm the chart suite fails on it
+# (slow: one suite run per mutation). MUTATION_ARGS="--list" or "--only NAME" narrows it.
+mutation: setup
+	$(BIN)/python -m tests.chart.mutation_check $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) reports .pytest_cache .hypothesis
