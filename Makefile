@@ -7,8 +7,10 @@ MODEL := service/model_api/artifacts/iris.onnx
 CLUSTER ?=
 CANARY_SECONDS ?= 30
 PYTEST ?= $(BIN)/pytest
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: setup test test-chart serve bench lint demo canary golden clean
+.PHONY: setup checkov test test-chart serve bench lint demo canary golden mutation clean
 
 setup: $(STAMP) $(MODEL)
 
@@ -23,11 +25,20 @@ $(STAMP): pyproject.toml service/constraints.txt
 $(MODEL): $(STAMP) service/model_api/train.py
 	$(BIN)/model-api train --out $(MODEL)
 
+# checkov in its own venv: its dependency tree conflicts with the dev pins. Without a package index the
+# install fails, no stamp is written, and tests/chart/test_checkov.py skips naming this target.
+checkov: $(CHECKOV_STAMP)
+
+$(CHECKOV_STAMP): tests/chart/checkov-constraints.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -c $< checkov \
+		&& touch $@ || echo "checkov unavailable: tests/chart/test_checkov.py will skip"
+
 # pytest exits 5 when nothing was collected: not a failure.
-test: setup
+test: setup checkov
 	$(PYTEST) -m "not cluster" -p no:cacheprovider || [ $$? -eq 5 ]
 
-test-chart: setup
+test-chart: setup checkov
 	$(PYTEST) -m "chart and not cluster" -p no:cacheprovider || [ $$? -eq 5 ]
 
 serve: setup
@@ -60,5 +71,10 @@ canary: setup
 golden: setup
 	UPDATE_GOLDEN=1 $(PYTEST) tests/chart/test_golden.py -p no:cacheprovider
 
+# Plant one chart-breaking mistake at a time in a copy of the chart and confirm the chart suite fails on it
+# (slow: one suite run per mutation). MUTATION_ARGS="--list" or "--only NAME" narrows it.
+mutation: setup
+	$(BIN)/python -m tests.chart.mutation_check $(MUTATION_ARGS)
+
 clean:
-	rm -rf $(VENV) reports .pytest_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) reports .pytest_cache .hypothesis

@@ -28,6 +28,7 @@ def cluster_unreachable_reason() -> str | None:
     return None
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected: `-m "not cluster"` never probes the cluster
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     cluster_items = [item for item in items if item.get_closest_marker("cluster")]
     if not cluster_items:

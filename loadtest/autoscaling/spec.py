@@ -1,79 +1,34 @@
-"""Offline HorizontalPodAutoscaler predictor: the autoscaling/v2 controller replayed on a load curve.
+"""The HorizontalPodAutoscaler as the API server stores it: the rendered autoscaling/v2 object with the
+API's defaults applied (pkg/apis/autoscaling/v2/defaults.go), plus the requests and CPU limit of the pod it
+scales.
 
-Faithful to kube-controller-manager's HPA controller (`pkg/controller/podautoscaler/horizontal.go` and
-`replica_calculator.go`), with its default flags: a sync every 15 s, tolerance 0.1, downscale
-stabilization 300 s, CPU initialization period 300 s, tolerance band 0.9 <= ratio <= 1.1 (no change inside).
-When ``behavior`` is unset the API server leaves it unset and the controller takes its legacy path:
-scale-up to at most max(2 x current, 4) per sync, scale-down after the 300 s window with no rate
-limit. When ``behavior`` is set, unset fields get the API defaults (scale-up: the larger of +100 % and
-+4 pods per 15 s, no window; scale-down: 100 % per 15 s after the 300 s window).
-
-Public API
-----------
-``HpaSpec.from_release(objects) -> HpaSpec``
-    minReplicas, maxReplicas, metrics and behavior of the rendered HPA (API-server defaults applied),
-    plus the requests and CPU limit of the rendered workload's pod.
-``predict(spec, load, cpu_ms_per_request, *, ready_delay=30, duration=None, idle_millicores=0,
-memory_bytes_per_pod=None, initial_replicas=None) -> list[SyncRow]``
-    Replays ``load`` (``(t seconds, rps)`` steps, each held until the next row; 0 rps before the first)
-    and returns one ``SyncRow`` per controller sync.
-``SyncRow(t, rps, ready_replicas, replicas, desired, utilization, target, reason, pod_cpu_millicores)``
-    ``replicas`` is the workload's replica count when the sync starts (pods started count at once),
-    ``desired`` the count the sync sets, ``utilization`` the CPU utilization the HPA reports (integer
-    percent of the request, ``None`` when no ready pod has a metric), ``target`` the CPU target percent.
-The controller's pieces are public too, for tests and for the sizing module: ``resource_replicas``
-(GetResourceReplicas), ``raw_resource_replicas`` (calcPlainMetricReplicas), ``Controller`` (per-HPA state:
-recommendation history, scale events; ``reconcile`` = the part of reconcileAutoscaler after the metrics).
-
-Model of the workload
----------------------
-Each pod's CPU usage = its share of the rps (the Service sends traffic to ready pods only, evenly) x
-``cpu_ms_per_request`` millicores, plus ``idle_millicores``, capped at the container's CPU limit when it
-has one (CFS throttling). Memory usage, when the HPA scales on memory, is ``memory_bytes_per_pod``.
-A new pod is Running at once and Ready ``ready_delay`` seconds later; its metric is then ignored for
-one metric window more (the controller's rule inside the CPU initialization period). A pod's CPU is
-what metrics-server reports: the average over the metric window before the sync (a rate between two
-cumulative readings), so a load step shows fully one window after it lands; every pod has a sample
-(the calculator handles missing samples; the replay never produces them). A scale-down removes
-not-ready pods first, then the most recently ready (the ReplicaSet controller's ranking).
+``HpaSpec.from_release(objects)`` reads it from the rendered release: minReplicas, maxReplicas, metrics
+(Resource and ContainerResource, cpu and memory; Pods, Object and External metrics on the service's own
+series; the API server's 80 % CPU when none), behavior (None when unset: the controller then takes its
+legacy path) and, per container, the requests the utilization is computed against. A KEDA ScaledObject is
+read as the HPA KEDA's operator makes from it (``from_scaled_object``), with KEDA's own 0 <-> 1 step in
+``HpaSpec.keda``; its ``requests-arriving`` trigger (autoscaling.keda.activation.query) is read as the
+requests per second arriving in front of the pods, which exist at zero replicas. Unsupported input raises
+``HpaSpecError`` naming the field.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from kubernetes.utils import parse_quantity
-
+from loadtest.autoscaling.quantity import milli_value, parse_quantity
 from loadtest.chart import release
 
-SYNC_PERIOD = 15.0  # --horizontal-pod-autoscaler-sync-period
-TOLERANCE = 0.1  # --horizontal-pod-autoscaler-tolerance
-DOWNSCALE_STABILIZATION = 300  # --horizontal-pod-autoscaler-downscale-stabilization
-CPU_INITIALIZATION_PERIOD = 300.0  # --horizontal-pod-autoscaler-cpu-initialization-period
-METRIC_WINDOW = 15.0  # metrics-server's sample window (its default --metric-resolution)
-METRIC_SAMPLES = 15  # points at which the load is read inside one metric window (the CPU rate's average)
-LONG_AGO = 1e9  # seconds before t=0 at which the initial pods started
 DEFAULT_CPU_UTILIZATION = 80  # the API server's default metric when spec.metrics is empty
-# Used by the controller when behavior is unset (convertDesiredReplicasWithRules).
-SCALE_UP_LIMIT_FACTOR = 2.0
-SCALE_UP_LIMIT_MINIMUM = 4.0
 SUPPORTED_RESOURCES = ("cpu", "memory")
 
 
 class HpaSpecError(ValueError):
     """The rendered release cannot be predicted (no HPA, no CPU request, an unsupported metric...)."""
-
-
-class MetricUnavailable(RuntimeError):
-    """The controller could not compute a proposal for a metric (its FailedGet...Metric condition)."""
-
-
-# --- the HPA spec, as the API server stores it (defaults applied) ----------------------------------------
 
 
 @dataclass(frozen=True)
@@ -148,36 +103,97 @@ class Behavior:
         )
 
 
+# What a custom or external metric measures in the replayed workload (simulation.py reads it):
+# requests/s served by the pods (a rate() of their counter), requests in flight in them (a gauge), or
+# requests/s arriving at the Service whether or not a pod is ready (an ingress or gateway counter).
+SIGNALS = ("rps", "in_flight", "offered_rps")
+# The service's own series, as the chart names them (Prometheus Adapter rule, KEDA queries).
+POD_METRIC_SIGNALS = {"model_api_requests_per_second": "rps", "model_api_requests_in_flight": "in_flight"}
+DEFAULT_RATE_WINDOW = 60.0  # the chart's autoscaling.keda.rateWindow and its adapter rule: rate(...[1m])
+
+
 @dataclass(frozen=True)
 class MetricTarget:
-    """A Resource or ContainerResource metric: utilization percent of the request, or an average value."""
+    """One entry of spec.metrics.
 
-    resource: str  # "cpu" | "memory"
+    ``source`` is the MetricSpec type: Resource and ContainerResource (cpu, memory: utilization percent of
+    the request, or an average value), Pods (an average value per pod), Object and External (a total
+    ``value_milli`` or a per-pod ``average_value_milli``). Custom metrics carry ``metric_name`` and the
+    ``signal`` the replay feeds them (SIGNALS), with the rate() window of a rate signal.
+    """
+
+    resource: str  # "cpu" | "memory"; "" for Pods, Object and External metrics
     average_utilization: int | None = None
-    average_value_milli: int | None = None  # milli-units: millicores, or bytes x 1000
+    average_value_milli: int | None = None  # milli-units: millicores, or bytes x 1000, or the metric's unit
     container: str | None = None  # ContainerResource metrics only
+    source: str = "Resource"  # "Resource" | "ContainerResource" | "Pods" | "Object" | "External"
+    metric_name: str | None = None
+    value_milli: int | None = None  # Object/External with a Value target
+    signal: str | None = None  # SIGNALS, custom metrics only
+    rate_window: float = DEFAULT_RATE_WINDOW
 
     @property
     def name(self) -> str:
         """The metric's name as the controller words it in its events."""
+        if self.source == "Pods":
+            return f"pods metric {self.metric_name}"
+        if self.source in ("Object", "External"):
+            return f"{self.source.lower()} metric {self.metric_name}"
         scope = "container resource" if self.container else "resource"
         if self.average_utilization is not None:
             return f"{self.resource} {scope} utilization (percentage of request)"
         return f"{self.resource} {scope}"
 
+    @property
+    def is_custom(self) -> bool:
+        return self.source in ("Pods", "Object", "External")
 
-def _milli(quantity: Any) -> int:
-    """Quantity.MilliValue(): milli-units, rounded up."""
-    return int((Decimal(parse_quantity(quantity)) * 1000).to_integral_value(rounding="ROUND_CEILING"))
+    def describe(self) -> str:
+        """The target in a line: `cpu 70 %`, `pods model_api_requests_per_second 20/pod`."""
+        if self.average_utilization is not None:
+            return f"{self.resource} {self.average_utilization} %"
+        if not self.is_custom:
+            return f"{self.resource} {self.average_value_milli}m average"
+        if self.value_milli is not None:
+            return f"{self.source.lower()} {self.metric_name} {self.value_milli / 1000:g} total"
+        return f"{self.source.lower()} {self.metric_name} {(self.average_value_milli or 0) / 1000:g}/pod"
+
+
+def signal_of(metric_name: str, where: str) -> str:
+    """The replayed quantity behind a custom metric name; HpaSpecError when the replay cannot produce it."""
+    if metric_name in POD_METRIC_SIGNALS:
+        return POD_METRIC_SIGNALS[metric_name]
+    raise HpaSpecError(
+        f"{where} scales on metric {metric_name!r}: the predictor replays the service's own "
+        f"{', '.join(POD_METRIC_SIGNALS)} only"
+    )
+
+
+def _custom_metric(kind: str, source: Mapping[str, Any], index: int) -> MetricTarget:
+    """A Pods, Object or External metric (Pods: AverageValue only, as the API server requires)."""
+    where = f"metrics[{index}]"
+    name = (source.get("metric") or {}).get("name")
+    if not name:
+        raise HpaSpecError(f"{where}.{kind.lower()}.metric.name is missing")
+    target = source.get("target", {})
+    common = {"source": kind, "metric_name": name, "signal": signal_of(name, where)}
+    if target.get("type") == "AverageValue" and target.get("averageValue") is not None:
+        return MetricTarget("", average_value_milli=milli_value(target["averageValue"]), **common)
+    if kind != "Pods" and target.get("type") == "Value" and target.get("value") is not None:
+        return MetricTarget("", value_milli=milli_value(target["value"]), **common)
+    allowed = "AverageValue+averageValue" if kind == "Pods" else "AverageValue+averageValue or Value+value"
+    raise HpaSpecError(f"{where}.target needs {allowed}")
 
 
 def _metric(spec: Mapping[str, Any], index: int) -> MetricTarget:
     kind = spec.get("type")
+    if kind in ("Pods", "Object", "External"):
+        return _custom_metric(kind, spec.get(kind[0].lower() + kind[1:]) or {}, index)
     source = {"Resource": spec.get("resource"), "ContainerResource": spec.get("containerResource")}.get(kind)
     if source is None:
         raise HpaSpecError(
-            f"metrics[{index}] is of type {kind!r}: the predictor models Resource and ContainerResource "
-            f"metrics ({', '.join(SUPPORTED_RESOURCES)}) only"
+            f"metrics[{index}] is of type {kind!r}: the predictor models Resource, ContainerResource, "
+            "Pods, Object and External metrics only"
         )
     if source.get("name") not in SUPPORTED_RESOURCES:
         raise HpaSpecError(f"metrics[{index}] scales on resource {source.get('name')!r}: not modelled")
@@ -187,12 +203,14 @@ def _metric(spec: Mapping[str, Any], index: int) -> MetricTarget:
             source["name"],
             average_utilization=int(target["averageUtilization"]),
             container=source.get("container"),
+            source=kind,
         )
     if target.get("type") == "AverageValue" and target.get("averageValue") is not None:
         return MetricTarget(
             source["name"],
-            average_value_milli=_milli(target["averageValue"]),
+            average_value_milli=milli_value(target["averageValue"]),
             container=source.get("container"),
+            source=kind,
         )
     raise HpaSpecError(
         f"metrics[{index}].target needs Utilization+averageUtilization or AverageValue+averageValue"
@@ -209,10 +227,14 @@ class HpaSpec:
     container_requests: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     cpu_limit_milli: int | None = None  # the service container's CPU limit (usage cannot exceed it)
     name: str = "hpa"
+    keda: KedaScaling | None = None  # set when a ScaledObject made this HPA: KEDA's own 0 <-> 1 step
 
     @classmethod
-    def from_manifests(cls, hpa: Mapping[str, Any], workload: Mapping[str, Any]) -> HpaSpec:
-        """From an autoscaling/v2 HPA object and the Deployment/StatefulSet it targets."""
+    def from_manifests(
+        cls, hpa: Mapping[str, Any], workload: Mapping[str, Any], service_container: str | None = None
+    ) -> HpaSpec:
+        """From an autoscaling/v2 HPA object and the Deployment/StatefulSet it targets; `service_container`
+        names the container that serves the requests (default: the first)."""
         if hpa.get("apiVersion") != "autoscaling/v2":
             raise HpaSpecError(
                 f"HorizontalPodAutoscaler apiVersion is {hpa.get('apiVersion')!r}, expected autoscaling/v2"
@@ -241,13 +263,13 @@ class HpaSpec:
         ]
         requests = {
             c["name"]: {
-                r: _milli(q)
+                r: milli_value(q)
                 for r, q in c.get("resources", {}).get("requests", {}).items()
                 if r in SUPPORTED_RESOURCES
             }
             for c in containers
         }
-        main = next((c for c in containers if c["name"] == "model-api"), containers[0])
+        main = next((c for c in containers if c["name"] == service_container), containers[0])
         limit = main.get("resources", {}).get("limits", {}).get("cpu")
         parsed = cls(
             min_replicas=int(spec.get("minReplicas", 1)),
@@ -255,23 +277,101 @@ class HpaSpec:
             metrics=metrics,
             behavior=Behavior.from_manifest(spec.get("behavior")),
             container_requests={main["name"]: requests.pop(main["name"]), **requests},
-            cpu_limit_milli=None if limit is None else _milli(limit),
+            cpu_limit_milli=None if limit is None else milli_value(limit),
             name=hpa.get("metadata", {}).get("name", "hpa"),
         )
         parsed.check_requests(f"{workload.get('kind')}/{meta.get('name')}")
         return parsed
 
     @classmethod
-    def from_release(cls, objects: Iterable[release.Manifest]) -> HpaSpec:
-        """From the rendered release (`release.render(values)`); clear errors when it cannot be predicted."""
+    def from_release(cls, objects: Iterable[release.Manifest], name: str | None = None) -> HpaSpec:
+        """From the rendered release (`release.render(values)`): its HPA, or the HPA KEDA makes from its
+        ScaledObject; with rollout slots (one autoscaler per running slot) the one called `name`. Clear
+        errors when it cannot be predicted."""
         objects = list(objects)
-        hpas = release.find(objects, "HorizontalPodAutoscaler")
-        if not hpas:
+        autoscalers = [
+            o
+            for o in objects
+            if o.get("kind") in ("HorizontalPodAutoscaler", "ScaledObject")
+            and name in (None, o.get("metadata", {}).get("name"))
+        ]
+        if not autoscalers:
+            wanted = f" named {name!r}" if name else ""
             raise HpaSpecError(
-                "the rendered release has no HorizontalPodAutoscaler: these values do not enable autoscaling "
-                "(set autoscaling.enabled: true, e.g. with values-prod.yaml)"
+                f"the rendered release has no HorizontalPodAutoscaler or ScaledObject{wanted}: these "
+                "values do not enable autoscaling (set autoscaling.enabled: true, e.g. with values-prod.yaml)"
             )
-        return cls.from_manifests(release.get(objects, "HorizontalPodAutoscaler"), release.workload(objects))
+        if len(autoscalers) > 1:
+            names = ", ".join(o["metadata"]["name"] for o in autoscalers)
+            raise HpaSpecError(
+                f"the release has one autoscaler per running slot ({names}): "
+                "name the one to replay (--autoscaler NAME)"
+            )
+        chosen = autoscalers[0]
+        if len(release.find(objects, "Deployment") + release.find(objects, "StatefulSet")) == 1:
+            workload, container = release.workload(objects), release.main_container(objects)["name"]
+        else:  # slots: the autoscaler's own target; the chart puts the service container first
+            ref = chosen.get("spec", {}).get("scaleTargetRef", {})
+            workload = release.get(objects, ref.get("kind", "Deployment"), ref.get("name"))
+            container = workload["spec"]["template"]["spec"]["containers"][0]["name"]
+        if chosen["kind"] == "HorizontalPodAutoscaler":
+            return cls.from_manifests(chosen, workload, container)
+        return cls.from_scaled_object(chosen, workload, container)
+
+    @classmethod
+    def from_scaled_object(
+        cls, scaled: Mapping[str, Any], workload: Mapping[str, Any], service_container: str | None = None
+    ) -> HpaSpec:
+        """The HPA KEDA's operator creates for a ScaledObject (keda-hpa-<name>): minReplicas
+        max(minReplicaCount, 1), one External metric s<i>-<type> per trigger with the trigger's threshold
+        as AverageValue (metricType Value: a Value target), cpu/memory triggers as Resource metrics, and the
+        behavior of advanced.horizontalPodAutoscalerConfig; KEDA's own scaling between 0 and 1 in `keda`."""
+        spec = scaled.get("spec", {})
+        min_count = int(spec.get("minReplicaCount", KEDA_MIN_REPLICA_COUNT))
+        metrics, activations = [], []
+        for index, trigger in enumerate(spec.get("triggers") or []):
+            metric, activation = _trigger_metric(trigger, index)
+            metrics.append(metric)
+            activations.append(activation)
+        if not metrics:
+            raise HpaSpecError("the ScaledObject has no triggers: spec.triggers")
+        hpa = {
+            "apiVersion": "autoscaling/v2",
+            "metadata": {"name": f"keda-hpa-{scaled.get('metadata', {}).get('name', '')}"},
+            "spec": {
+                "scaleTargetRef": spec.get("scaleTargetRef", {}),
+                "minReplicas": max(min_count, 1),
+                "maxReplicas": int(spec.get("maxReplicaCount", KEDA_MAX_REPLICA_COUNT)),
+                # a placeholder needing no request: the parsed triggers replace it below
+                "metrics": [
+                    {
+                        "type": "Pods",
+                        "pods": {
+                            "metric": {"name": "model_api_requests_in_flight"},
+                            "target": {"type": "AverageValue", "averageValue": "1"},
+                        },
+                    }
+                ],
+                "behavior": ((spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}).get(
+                    "behavior"
+                ),
+            },
+        }
+        if hpa["spec"]["behavior"] is None:
+            del hpa["spec"]["behavior"]
+        base = cls.from_manifests(hpa, workload, service_container)
+        parsed = dataclasses.replace(
+            base,
+            metrics=tuple(metrics),
+            keda=KedaScaling(
+                min_replica_count=min_count,
+                polling_interval=float(spec.get("pollingInterval", KEDA_POLLING_INTERVAL)),
+                cooldown_period=float(spec.get("cooldownPeriod", KEDA_COOLDOWN_PERIOD)),
+                activation_thresholds=tuple(activations),
+            ),
+        )
+        parsed.check_requests(f"{workload.get('kind')}/{workload.get('metadata', {}).get('name')}")
+        return parsed
 
     def check_requests(self, workload_name: str) -> None:
         """Utilization metrics need a request on every counted container, as in the controller."""
@@ -302,527 +402,85 @@ class HpaSpec:
 
     @property
     def main_container(self) -> str:
-        return next(iter(self.container_requests), "model-api")
+        """The service container's name: the first of `container_requests` ("" when there is none)."""
+        return next(iter(self.container_requests), "")
 
 
-# --- replica_calculator.go ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    scale_down: float = TOLERANCE
-    scale_up: float = TOLERANCE
-
-    def is_within(self, usage_ratio: float) -> bool:
-        return (1.0 - self.scale_down) <= usage_ratio <= (1.0 + self.scale_up)
-
-
-@dataclass(frozen=True)
-class PodSample:
-    """One pod as the replica calculator sees it (deleted and failed pods are left out by the caller)."""
-
-    name: str
-    request: int  # milli-units of the metric's resource
-    usage: int | None  # milli-units; None: metrics-server returned no sample (a "missing" pod)
-    unready: bool = False  # pending, or (CPU) not ready / inside the initialization window
+# KEDA's ScaledObject defaults (keda.sh/v1alpha1): the fields the chart may leave out.
+KEDA_MIN_REPLICA_COUNT = 0
+KEDA_MAX_REPLICA_COUNT = 100
+KEDA_POLLING_INTERVAL = 30.0
+KEDA_COOLDOWN_PERIOD = 300.0
+_RATE_WINDOW = re.compile(
+    r"rate\(\s*(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*)[^\[]*\[(?P<n>[0-9]+)(?P<unit>[smh])\]"
+)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
 
 @dataclass(frozen=True)
-class Proposal:
-    replicas: int
-    utilization: int | None  # integer percent of the request (utilization targets only)
-    raw_average: int  # average usage in milli-units over the pods counted
+class KedaScaling:
+    """What KEDA's operator does itself, outside the HPA: every `polling_interval` it asks each trigger
+    whether it is active (value > activationThreshold); at 0 replicas an active trigger scales the target
+    to max(minReplicaCount, 1) (then the HPA takes over); with minReplicaCount 0, `cooldown_period`
+    seconds after the last active poll it scales the target to 0."""
+
+    min_replica_count: int = KEDA_MIN_REPLICA_COUNT
+    polling_interval: float = KEDA_POLLING_INTERVAL
+    cooldown_period: float = KEDA_COOLDOWN_PERIOD
+    activation_thresholds: tuple[float, ...] = ()  # per trigger, in the metric's unit
 
 
-def utilization_ratio(
-    usage: Mapping[str, int], requests: Mapping[str, int], target: int
-) -> tuple[float, int, int]:
-    """GetResourceUtilizationRatio: (ratio, request-weighted utilization in whole percent, raw average)."""
-    counted = [name for name in usage if name in requests]
-    requests_total = sum(requests[name] for name in counted)
-    if requests_total == 0:
-        raise MetricUnavailable("no metrics returned matched known pods")
-    usage_total = sum(usage[name] for name in counted)
-    utilization = usage_total * 100 // requests_total
-    return utilization / target, utilization, usage_total // len(counted)
+# The chart's trigger on the requests per second counted in front of the pods (an ingress, gateway or mesh
+# counter: autoscaling.keda.activation.query), the one that can wake a workload at zero replicas.
+ARRIVING_TRIGGER = "requests-arriving"
 
 
-def _group(pods: Sequence[PodSample]) -> tuple[dict[str, int], int, list[PodSample], list[PodSample]]:
-    """groupPods: metrics of the ready pods, their count, the unready pods, the pods missing a metric."""
-    if not pods:
-        raise MetricUnavailable("no pods returned by selector while calculating replica count")
-    unready = [p for p in pods if p.unready]
-    missing = [p for p in pods if not p.unready and p.usage is None]
-    metrics = {p.name: p.usage for p in pods if not p.unready and p.usage is not None}
-    if not metrics:
-        raise MetricUnavailable("did not receive metrics for targeted pods (pods might be unready)")
-    return metrics, len(metrics), unready, missing
+def rate_window(query: str) -> float | None:
+    """The window of the first rate(...[w]) in `query`, in seconds (None without one)."""
+    match = _RATE_WINDOW.search(query)
+    return None if match is None else float(int(match["n"]) * _UNIT_SECONDS[match["unit"]])
 
 
-def _rebalanced_replicas(
-    current: int, ratio: float, new_ratio: float, counted: int, tolerances: Tolerances
-) -> int:
-    """The second pass: no change when the new ratio is within tolerance or any direction flips."""
-    if tolerances.is_within(new_ratio) or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
-        return current
-    replicas = math.ceil(new_ratio * counted)
-    if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
-        return current
-    return replicas
-
-
-def resource_replicas(
-    current: int, pods: Sequence[PodSample], target_utilization: int, tolerances: Tolerances = Tolerances()
-) -> Proposal:
-    """GetResourceReplicas: the proposal for a utilization target (percent of the request)."""
-    requests = {p.name: p.request for p in pods}
-
-    def ratio_of(usage: Mapping[str, int]) -> float:
-        return utilization_ratio(usage, requests, target_utilization)[0]
-
-    # scale-down: a missing pod uses all its request (or the target, when the target is above 100 %)
-    fallback = max(100, target_utilization)
-    replicas, ready_usage = _replicas_for(
-        current, pods, ratio_of, lambda pod: requests[pod.name] * fallback // 100, tolerances
+def query_signal(query: str, where: str, trigger_name: str | None = None) -> tuple[str, float]:
+    """(signal, rate window in seconds) of a Prometheus trigger's query: the service's own series, or the
+    chart's requests-arriving trigger, whose series (the user's proxy's) is read as the offered load."""
+    if trigger_name == ARRIVING_TRIGGER:
+        return "offered_rps", rate_window(query) or DEFAULT_RATE_WINDOW
+    if "model_api_requests_in_flight" in query:
+        return "in_flight", DEFAULT_RATE_WINDOW
+    match = _RATE_WINDOW.search(query)
+    if match and match["series"] == "model_api_requests_total":
+        return "rps", rate_window(query) or DEFAULT_RATE_WINDOW
+    raise HpaSpecError(
+        f"{where}.metadata.query {query!r}: the predictor replays rate(model_api_requests_total[...]), "
+        f"model_api_requests_in_flight and the chart's {ARRIVING_TRIGGER} trigger only"
     )
-    _, utilization, raw = utilization_ratio(ready_usage, requests, target_utilization)
-    return Proposal(replicas, utilization, raw)
 
 
-def raw_resource_replicas(
-    current: int, pods: Sequence[PodSample], target_value: int, tolerances: Tolerances = Tolerances()
-) -> Proposal:
-    """calcPlainMetricReplicas: the proposal for an average-value target (milli-units per pod)."""
-
-    def ratio_of(usage: Mapping[str, int]) -> float:
-        return sum(usage.values()) / (target_value * len(usage))
-
-    # scale-down: a missing pod uses exactly the target
-    replicas, ready_usage = _replicas_for(current, pods, ratio_of, lambda pod: target_value, tolerances)
-    return Proposal(replicas, None, sum(ready_usage.values()) // len(ready_usage))
-
-
-def _replicas_for(
-    current: int,
-    pods: Sequence[PodSample],
-    ratio_of: Callable[[Mapping[str, int]], float],
-    missing_usage_on_scale_down: Callable[[PodSample], int],
-    tolerances: Tolerances,
-) -> tuple[int, dict[str, int]]:
-    """What both calculators share: the proposal from the ready pods' usage, then, when pods are unready
-    or missing a metric, the second pass with their assumed usage. Returns (replicas, ready pods' usage)."""
-    ready_usage, ready_count, unready, missing = _group(pods)
-    ratio = ratio_of(ready_usage)
-    scale_up_with_unready = bool(unready) and ratio > 1.0
-    if not scale_up_with_unready and not missing:
-        replicas = current if tolerances.is_within(ratio) else math.ceil(ratio * ready_count)
-        return replicas, ready_usage
-    assumed = dict(ready_usage)
-    if missing and ratio < 1.0:
-        assumed.update({p.name: missing_usage_on_scale_down(p) for p in missing})
-    elif missing and ratio > 1.0:
-        assumed.update({p.name: 0 for p in missing})  # scale-up: a missing pod uses nothing
-    if scale_up_with_unready:
-        assumed.update({p.name: 0 for p in unready})  # scale-up: an unready pod uses nothing
-    replicas = _rebalanced_replicas(current, ratio, ratio_of(assumed), len(assumed), tolerances)
-    return replicas, ready_usage
-
-
-def propose(
-    metric: MetricTarget, current: int, pods: Sequence[PodSample], tolerances: Tolerances = Tolerances()
-) -> Proposal | MetricUnavailable:
-    """The metric's proposal, or why there is none (the controller then reports ScalingActive False)."""
-    try:
-        if metric.average_utilization is not None:
-            return resource_replicas(current, pods, metric.average_utilization, tolerances)
-        assert metric.average_value_milli is not None  # _metric() guarantees one of the two targets
-        return raw_resource_replicas(current, pods, metric.average_value_milli, tolerances)
-    except MetricUnavailable as exc:
-        return exc
-
-
-# --- horizontal.go: the controller's per-HPA state and normalization ---------------------------------------
-
-
-@dataclass(frozen=True)
-class Decision:
-    desired: int
-    rescale_reason: str = ""  # the SuccessfulRescale event's reason, when the sync scales
-    able_to_scale: str = "ReadyForNewScale"  # AbleToScale condition reason (…Stabilized when held back)
-    scaling_limited: str = "DesiredWithinRange"  # ScalingLimited reason (ScaleUpLimit, TooManyReplicas, …)
-    metric_error: str = ""  # ScalingActive False: why no replica count could be computed
-
-    def describe(self, current: int) -> str:
-        """One line for a timeline: what the sync did and what held it back."""
-        if self.metric_error:
-            return f"ScalingActive=False: {self.metric_error}"
-        notes = [
-            n
-            for n in (self.able_to_scale, self.scaling_limited)
-            if n not in ("ReadyForNewScale", "DesiredWithinRange")
-        ]
-        head = self.rescale_reason if self.desired != current else ""
-        return "; ".join([head, *notes] if head else notes)
-
-
-class Controller:
-    """The HPA controller's memory for one HPA: unstabilized recommendations and scale events (by time)."""
-
-    def __init__(self, spec: HpaSpec, downscale_stabilization: int = DOWNSCALE_STABILIZATION) -> None:
-        self.spec = spec
-        self.downscale_stabilization = downscale_stabilization
-        self.recommendations: list[tuple[float, int]] = []
-        self.scale_up_events: list[tuple[float, int]] = []  # (time, replicas added)
-        self.scale_down_events: list[tuple[float, int]] = []  # (time, replicas removed)
-
-    def tolerances(self) -> Tolerances:
-        behavior = self.spec.behavior
-        if behavior is None:
-            return Tolerances()
-        down, up = behavior.scale_down.tolerance, behavior.scale_up.tolerance
-        return Tolerances(TOLERANCE if down is None else down, TOLERANCE if up is None else up)
-
-    def reconcile(
-        self, now: float, current: int, proposals: Sequence[Proposal | MetricUnavailable]
-    ) -> Decision:
-        """reconcileAutoscaler from the metric proposals on: bounds, max over metrics, normalization."""
-        spec = self.spec
-        if not self.recommendations:
-            self.recommendations.append((now, current))  # recordInitialRecommendation
-        if current == 0 and spec.min_replicas != 0:
-            return Decision(0, metric_error="ScalingDisabled: the replica count of the target is zero")
-        if current > spec.max_replicas:
-            decision = Decision(spec.max_replicas, "Current number of replicas above Spec.MaxReplicas")
-        elif current < spec.min_replicas:
-            decision = Decision(spec.min_replicas, "Current number of replicas below Spec.MinReplicas")
-        else:
-            decision = self._from_metrics(now, current, proposals)
-        if decision.desired != current and not decision.metric_error:
-            self._store_scale_event(now, current, decision.desired)
-        return decision
-
-    def _from_metrics(
-        self, now: float, current: int, proposals: Sequence[Proposal | MetricUnavailable]
-    ) -> Decision:
-        valid = [(i, p) for i, p in enumerate(proposals) if isinstance(p, Proposal)]
-        errors = [p for p in proposals if isinstance(p, MetricUnavailable)]
-        metric_desired = max((p.replicas for _, p in valid), default=0)
-        # All metrics failed, or some failed while the others would scale down: the controller does nothing.
-        if not valid or (errors and metric_desired < current):
-            return Decision(current, metric_error=f"FailedGetResourceMetric: {errors[0]}")
-        leader = next(i for i, p in valid if p.replicas == metric_desired)
-        desired = max(0, metric_desired)
-        reason = ""
-        if desired > current:
-            reason = f"{self.spec.metrics[leader].name} above target"
-        elif desired < current:
-            reason = "All metrics below target"
-        if self.spec.behavior is None:
-            return self._normalize(now, current, desired, reason)
-        return self._normalize_with_behavior(now, current, desired, reason)
-
-    # behavior unset: normalizeDesiredReplicas
-    def _normalize(self, now: float, current: int, desired: int, reason: str) -> Decision:
-        cutoff = now - self.downscale_stabilization
-        stabilized = max([desired] + [r for ts, r in self.recommendations if not ts < cutoff])
-        self._record(now, desired, lambda ts: ts < cutoff)
-        able = "ScaleDownStabilized" if stabilized != desired else "ReadyForNewScale"
-        scale_up_limit = int(max(SCALE_UP_LIMIT_FACTOR * current, SCALE_UP_LIMIT_MINIMUM))
-        if self.spec.max_replicas > scale_up_limit:
-            maximum, limited = scale_up_limit, "ScaleUpLimit"
-        else:
-            maximum, limited = self.spec.max_replicas, "TooManyReplicas"
-        if stabilized < self.spec.min_replicas:
-            return Decision(self.spec.min_replicas, reason, able, "TooFewReplicas")
-        if stabilized > maximum:
-            return Decision(maximum, reason, able, limited)
-        return Decision(stabilized, reason, able)
-
-    # behavior set: normalizeDesiredReplicasWithBehaviors
-    def _normalize_with_behavior(self, now: float, current: int, desired: int, reason: str) -> Decision:
-        behavior = self.spec.behavior
-        assert behavior is not None
-        up_window = behavior.scale_up.stabilization_window_seconds or 0
-        down_window = behavior.scale_down.stabilization_window_seconds
-        down_window = self.downscale_stabilization if down_window is None else down_window
-        up_cutoff, down_cutoff = now - up_window, now - down_window
-        up_recommendation = min([desired] + [r for ts, r in self.recommendations if ts > up_cutoff])
-        down_recommendation = max([desired] + [r for ts, r in self.recommendations if ts > down_cutoff])
-        stabilized = min(max(current, up_recommendation), down_recommendation)
-        self._record(now, desired, lambda ts: ts < up_cutoff and ts < down_cutoff)
-        able = "ReadyForNewScale"
-        if stabilized != desired:
-            able = "ScaleUpStabilized" if desired >= current else "ScaleDownStabilized"
-        if stabilized > current:
-            limit = max(current, self._scale_limit(now, current, behavior.scale_up, up=True))
-            maximum, limited = (
-                (limit, "ScaleUpLimit")
-                if self.spec.max_replicas > limit
-                else (self.spec.max_replicas, "TooManyReplicas")
-            )
-            if stabilized > maximum:
-                return Decision(maximum, reason, able, limited)
-        elif stabilized < current:
-            limit = min(current, self._scale_limit(now, current, behavior.scale_down, up=False))
-            minimum, limited = (
-                (limit, "ScaleDownLimit")
-                if self.spec.min_replicas < limit
-                else (self.spec.min_replicas, "TooFewReplicas")
-            )
-            if stabilized < minimum:
-                return Decision(minimum, reason, able, limited)
-        return Decision(stabilized, reason, able)
-
-    def _record(self, now: float, desired: int, is_old: Any) -> None:
-        """Keep the unstabilized recommendation, reusing an outdated slot as the controller does."""
-        old = [i for i, (ts, _) in enumerate(self.recommendations) if is_old(ts)]
-        if old:
-            self.recommendations[old[-1]] = (now, desired)
-        else:
-            self.recommendations.append((now, desired))
-
-    def _scale_limit(self, now: float, current: int, rules: ScalingRules, *, up: bool) -> int:
-        """calculateScale{Up,Down}Limit…: the replica bound the policies allow, from the period's start."""
-        if rules.select_policy == "Disabled":
-            return current
-        proposals = []
-        for policy in rules.policies:
-            cutoff = now - policy.period_seconds
-            added = sum(n for ts, n in self.scale_up_events if ts > cutoff)
-            removed = sum(n for ts, n in self.scale_down_events if ts > cutoff)
-            period_start = current - added + removed
-            if policy.type == "Pods":
-                proposals.append(period_start + policy.value if up else period_start - policy.value)
-            elif up:
-                proposals.append(math.ceil(period_start * (1 + policy.value / 100)))
-            else:
-                proposals.append(int(period_start * (1 - policy.value / 100)))
-        # "Max" picks the policy allowing the biggest change: the highest bound up, the lowest bound down.
-        biggest_change = rules.select_policy != "Min"
-        return max(proposals) if biggest_change == up else min(proposals)
-
-    def _store_scale_event(self, now: float, previous: int, new: int) -> None:
-        behavior = self.spec.behavior
-        if behavior is None:
-            return  # the legacy path keeps no events
-        rules, events = (
-            (behavior.scale_up, self.scale_up_events)
-            if new > previous
-            else (behavior.scale_down, self.scale_down_events)
+def _trigger_metric(trigger: Mapping[str, Any], index: int) -> tuple[MetricTarget, float]:
+    """A KEDA trigger as the metric of KEDA's HPA, and its activation threshold."""
+    where = f"triggers[{index}]"
+    kind, metadata = trigger.get("type"), trigger.get("metadata") or {}
+    metric_type = trigger.get("metricType", "AverageValue")
+    if kind in SUPPORTED_RESOURCES:
+        value = int(parse_quantity(metadata.get("value", "0")))
+        if metric_type == "Utilization":
+            return MetricTarget(kind, average_utilization=value), 0.0
+        return MetricTarget(kind, average_value_milli=milli_value(metadata["value"])), 0.0
+    if kind != "prometheus":
+        raise HpaSpecError(f"{where} is of type {kind!r}: the predictor models cpu, memory and prometheus")
+    signal, window = query_signal(str(metadata.get("query", "")), where, trigger.get("name"))
+    threshold = milli_value(metadata.get("threshold", "0"))
+    if threshold <= 0:
+        raise HpaSpecError(f"{where}.metadata.threshold must be > 0")
+    activation = float(parse_quantity(metadata.get("activationThreshold", "0")))
+    name = f"s{index}-prometheus"
+    if metric_type == "Value":
+        target = MetricTarget("", source="External", metric_name=name, value_milli=threshold, signal=signal)
+    elif metric_type == "AverageValue":
+        target = MetricTarget(
+            "", source="External", metric_name=name, average_value_milli=threshold, signal=signal
         )
-        cutoff = now - rules.longest_period()
-        outdated = [i for i, (ts, _) in enumerate(events) if ts < cutoff]
-        event = (now, abs(new - previous))
-        if outdated:
-            events[outdated[-1]] = event
-        else:
-            events.append(event)
-
-
-# --- the simulation -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SyncRow:
-    t: float
-    rps: float
-    ready_replicas: int
-    replicas: int
-    desired: int
-    utilization: int | None
-    target: int | None
-    reason: str
-    pod_cpu_millicores: int  # the CPU one ready pod uses (what `kubectl top pods` would show)
-
-    CSV_COLUMNS = (
-        "t",
-        "rps",
-        "replicas",
-        "ready_replicas",
-        "desired",
-        "utilization",
-        "target",
-        "pod_cpu_millicores",
-        "reason",
-    )
-
-    def as_csv_row(self) -> dict[str, Any]:
-        return {
-            column: "" if getattr(self, column) is None else getattr(self, column)
-            for column in self.CSV_COLUMNS
-        }
-
-
-@dataclass
-class SimulatedPod:
-    name: str
-    started: float
-    ready_at: float
-
-
-def validate_load(
-    load: Sequence[tuple[float, float]], row_name: Callable[[int], str] = "load row {}".format
-) -> list[tuple[float, float]]:
-    """The load curve as (t, rps) floats; a clear error for an empty curve, negative values or unordered t.
-
-    `row_name(i)` names row i in messages (the CLI names CSV lines).
-    """
-    if not load:
-        raise ValueError("the load curve is empty: give at least one (t, rps) row")
-    rows = [(float(t), float(rps)) for t, rps in load]
-    for index, (t, rps) in enumerate(rows):
-        i = row_name(index)
-        if not (math.isfinite(t) and math.isfinite(rps)):
-            raise ValueError(f"{i}: t and rps must be finite numbers, got t={t}, rps={rps}")
-        if t < 0:
-            raise ValueError(f"{i}: t must be >= 0 seconds, got {t}")
-        if rps < 0:
-            raise ValueError(f"{i}: rps must be >= 0, got {rps}")
-        if index and t <= rows[index - 1][0]:
-            raise ValueError(f"{i}: t must increase strictly, got {t} after {rows[index - 1][0]}")
-    return rows
-
-
-def rps_at(load: Sequence[tuple[float, float]], t: float) -> float:
-    """The step held at time t (0 before the first row); `load` is sorted by t (validate_load)."""
-    index = bisect.bisect_right(load, (t, math.inf)) - 1  # the last row starting at or before t
-    return load[index][1] if index >= 0 else 0.0
-
-
-def windowed_rps_per_pod(
-    load: Sequence[tuple[float, float]], pods: Sequence[SimulatedPod], now: float, window: float
-) -> float:
-    """A ready pod's requests/s as metrics-server reports it at `now`: the mean over the `window` seconds
-    before (a CPU rate from two cumulative readings), each second's load shared by the pods ready then."""
-    if window <= 0:
-        instants = [now]
     else:
-        instants = [now - window + (i + 1) * window / METRIC_SAMPLES for i in range(METRIC_SAMPLES)]
-    shares = []
-    for instant in instants:
-        ready = sum(1 for p in pods if p.ready_at <= instant)
-        shares.append(rps_at(load, instant) / ready if ready else 0.0)
-    return sum(shares) / len(shares)
-
-
-def predict(
-    spec: HpaSpec,
-    load: Sequence[tuple[float, float]],
-    cpu_ms_per_request: float,
-    *,
-    ready_delay: float = 30,
-    duration: float | None = None,
-    idle_millicores: float = 0,
-    memory_bytes_per_pod: float | None = None,
-    initial_replicas: int | None = None,
-    sync_period: float = SYNC_PERIOD,
-    metric_window: float = METRIC_WINDOW,
-    cpu_initialization_period: float = CPU_INITIALIZATION_PERIOD,
-) -> list[SyncRow]:
-    """Replay `load` through the controller: a row per sync, t=0 to `duration` (default last step + 600 s)."""
-    rows = validate_load(load)
-    for label, value in (
-        ("cpu_ms_per_request", cpu_ms_per_request),
-        ("ready_delay", ready_delay),
-        ("idle_millicores", idle_millicores),
-        ("sync_period", sync_period),
-    ):
-        if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"{label} must be a finite number >= 0, got {value}")
-    if sync_period == 0:
-        raise ValueError("sync_period must be > 0")
-    if memory_bytes_per_pod is None and any(m.resource == "memory" for m in spec.metrics):
-        raise ValueError(
-            "the HPA also scales on memory: give memory_bytes_per_pod (the pod's steady memory use)"
-        )
-    end = rows[-1][0] + 600 if duration is None else duration
-    controller = Controller(spec)
-    pods: list[SimulatedPod] = []
-    serial = 0
-
-    def start_pods(count: int, now: float, delay: float) -> None:
-        nonlocal serial
-        for _ in range(count):
-            serial += 1
-            pods.append(SimulatedPod(f"pod-{serial}", now, now + delay))
-
-    # The initial pods have run for long: ready, past their CPU initialization period.
-    start_pods(spec.min_replicas if initial_replicas is None else initial_replicas, -LONG_AGO, 0.0)
-    timeline = []
-    for step in range(int(end // sync_period) + 1):
-        now = step * sync_period
-        rps = rps_at(rows, now)
-        ready = [p for p in pods if p.ready_at <= now]
-        per_pod_cpu = _cpu_usage(
-            spec, windowed_rps_per_pod(rows, pods, now, metric_window), cpu_ms_per_request, idle_millicores
-        )
-        idle_cpu = _cpu_usage(spec, 0.0, cpu_ms_per_request, idle_millicores)
-        proposals: list[Proposal | MetricUnavailable] = []
-        for metric in spec.metrics:
-            samples = [
-                PodSample(
-                    p.name,
-                    spec.request_milli(metric),
-                    _usage(
-                        spec, metric, per_pod_cpu if p.ready_at <= now else idle_cpu, memory_bytes_per_pod
-                    ),
-                    # only CPU samples are held back while a pod starts (groupPods)
-                    metric.resource == "cpu"
-                    and (
-                        p.ready_at > now
-                        or (now < p.started + cpu_initialization_period and now < p.ready_at + metric_window)
-                    ),
-                )
-                for p in pods
-            ]
-            proposals.append(propose(metric, len(pods), samples, controller.tolerances()))
-        current = len(pods)
-        decision = controller.reconcile(now, current, proposals)
-        timeline.append(
-            SyncRow(
-                t=now,
-                rps=rps,
-                ready_replicas=len(ready),
-                replicas=current,
-                desired=decision.desired,
-                utilization=_cpu_utilization(spec, proposals),
-                target=spec.cpu_target,
-                reason=decision.describe(current),
-                pod_cpu_millicores=per_pod_cpu,
-            )
-        )
-        if decision.desired > current:
-            start_pods(decision.desired - current, now, ready_delay)
-        elif decision.desired < current:
-            # ReplicaSet deletion ranking: not-ready pods first, then the most recently ready.
-            pods.sort(key=lambda p: (p.ready_at <= now, -p.ready_at))
-            del pods[: current - decision.desired]
-    return timeline
-
-
-def _cpu_usage(spec: HpaSpec, rps_per_pod: float, cpu_ms_per_request: float, idle_millicores: float) -> int:
-    """A pod's CPU in millicores: ms of CPU per request x requests per second, capped by a CPU limit."""
-    usage = math.ceil(rps_per_pod * cpu_ms_per_request + idle_millicores)
-    return usage if spec.cpu_limit_milli is None else min(usage, spec.cpu_limit_milli)
-
-
-def _usage(spec: HpaSpec, metric: MetricTarget, cpu: int, memory_bytes: float | None) -> int:
-    if metric.resource == "memory":
-        return math.ceil((memory_bytes or 0) * 1000)
-    if metric.container and metric.container != spec.main_container:
-        return 0  # the model puts the request work on the service container
-    return cpu
-
-
-def _cpu_utilization(spec: HpaSpec, proposals: Sequence[Proposal | MetricUnavailable]) -> int | None:
-    for metric, proposal in zip(spec.metrics, proposals, strict=True):
-        if metric.resource == "cpu" and isinstance(proposal, Proposal):
-            if proposal.utilization is not None:
-                return proposal.utilization
-            return proposal.raw_average * 100 // max(1, spec.request_milli(metric))
-    return None
-
-
-def first_time_at(timeline: Sequence[SyncRow], replicas: int) -> float | None:
-    """When the workload first had `replicas` ready pods (None if never)."""
-    return next((row.t for row in timeline if row.ready_replicas >= replicas), None)
+        raise HpaSpecError(f"{where}.metricType must be AverageValue or Value for a prometheus trigger")
+    return dataclasses.replace(target, rate_window=window), activation

@@ -41,10 +41,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.utils import parse_quantity
+from loadtest.autoscaling.quantity import milli_value, millicores
+from loadtest.chart import release as chart_release
 
 CONDITIONS = {
     "AbleToScale": "able_to_scale",
@@ -56,19 +57,31 @@ METRICS_SERVER_HINT = (
     "metrics-server is not installed or not ready: kubectl top pods fails; install it "
     "(kind: --kubelet-insecure-tls)"
 )
-CHART_NAME = "model-api"
+INSTANCE_LABEL = "app.kubernetes.io/instance"  # Helm's release label, on every object the chart renders
 
 Obj = Mapping[str, Any]
 
 
-def fullname(release: str) -> str:
-    """The chart's fullname helper: the release name when it contains the chart name, else release-chart."""
-    name = release if CHART_NAME in release else f"{release}-{CHART_NAME}"
-    return name[:63].rstrip("-")
+@dataclass(frozen=True)
+class Watched:
+    """What the watcher reads: the HPA's name and the label selector of the pods it scales."""
+
+    hpa_name: str | None  # None: no HPA found for the release
+    pod_selector: str
+
+    @classmethod
+    def from_release(cls, objects: Iterable[chart_release.Manifest]) -> Watched:
+        """The names as rendered (nameOverride, fullnameOverride and all): the HPA's and the workload's
+        selector, never rebuilt from the release name."""
+        objects = list(objects)
+        hpa = chart_release.get(objects, "HorizontalPodAutoscaler")
+        workload = chart_release.workload(objects)
+        return cls(hpa["metadata"]["name"], label_selector(workload["spec"]["selector"]["matchLabels"]))
 
 
-def selector(release: str) -> str:
-    return f"app.kubernetes.io/name={CHART_NAME},app.kubernetes.io/instance={release}"
+def label_selector(match_labels: Mapping[str, str]) -> str:
+    """A matchLabels map as the API's label_selector string."""
+    return ",".join(f"{key}={value}" for key, value in sorted(match_labels.items()))
 
 
 # --- pure parsing of API objects ---------------------------------------------------------------------------
@@ -135,7 +148,7 @@ def parse_metrics(hpa: Obj) -> list[dict[str, Any]]:
                 "type": kind,
                 "current_utilization": utilization,
                 "target_utilization": target_utilization,
-                "current_average_milli": None if average is None else milli(average),
+                "current_average_milli": None if average is None else milli_value(average),
                 "unknown": unknown,
                 "shown": shown,
             }
@@ -218,21 +231,11 @@ def parse_pods(pods: Obj) -> dict[str, Any]:
     return row
 
 
-def milli(quantity: str | int | float) -> int:
-    """A Kubernetes quantity in milli-units, rounded (CPU "123456789n" -> 123, memory "1Ki" -> 1024000)."""
-    return int((Decimal(parse_quantity(quantity)) * 1000).to_integral_value())
-
-
-def cpu_millicores(quantity: str | int | float) -> float:
-    """CPU quantity in millicores with its fraction kept (metrics-server reports nanocores)."""
-    return float(Decimal(parse_quantity(quantity)) * 1000)
-
-
 def parse_pod_metrics(metrics: Obj) -> dict[str, Any]:
     """A metrics.k8s.io PodMetricsList: CPU summed over pods and listed per pod (containers summed)."""
     per_pod = {
         item.get("metadata", {}).get("name", "?"): sum(
-            cpu_millicores(c.get("usage", {}).get("cpu", "0")) for c in item.get("containers") or []
+            millicores(c.get("usage", {}).get("cpu", "0")) for c in item.get("containers") or []
         )
         for item in metrics.get("items") or []
     }
@@ -295,11 +298,11 @@ COLUMNS = (
 class HpaWatcher:
     """Samples one release's HPA, workload and pods through the Kubernetes API."""
 
-    def __init__(self, api_client: Any, namespace: str, release: str, hpa_name: str | None = None) -> None:
+    def __init__(self, api_client: Any, namespace: str, release: str, watched: Watched) -> None:
         from kubernetes import client  # imported here so the parsers above need no client configuration
 
         self.namespace, self.release = namespace, release
-        self.hpa_name = hpa_name or fullname(release)
+        self.hpa_name, self.pod_selector = watched.hpa_name, watched.pod_selector
         self._client = api_client
         self._autoscaling = client.AutoscalingV2Api(api_client)
         self._core = client.CoreV1Api(api_client)
@@ -309,9 +312,15 @@ class HpaWatcher:
 
     @classmethod
     def connect(
-        cls, namespace: str | None = None, release: str = "model-api", context: str | None = None
+        cls,
+        namespace: str | None = None,
+        release: str = chart_release.DEFAULT_RELEASE,
+        context: str | None = None,
+        objects: Iterable[chart_release.Manifest] | None = None,
     ) -> HpaWatcher:
         """The current kubeconfig context (or `context`); namespace defaults to the context's, then default.
+        The names come from the rendered `objects` when given, else from the installed release (its HPA
+        found by Helm's instance label, the pods by the selector of the workload it scales).
 
         Events already present are taken as seen, so the rows report only what happens from now on.
         """
@@ -322,7 +331,11 @@ class HpaWatcher:
             contexts, active = config.list_kube_config_contexts()
             chosen = next((c for c in contexts if c.get("name") == context), active) if context else active
             namespace = (chosen or {}).get("context", {}).get("namespace") or "default"
-        watcher = cls(client.ApiClient(), namespace, release)
+        api_client = client.ApiClient()
+        watched = (
+            Watched.from_release(objects) if objects is not None else discover(api_client, namespace, release)
+        )
+        watcher = cls(api_client, namespace, release, watched)
         watcher.prime()
         return watcher
 
@@ -339,7 +352,7 @@ class HpaWatcher:
             parse_pods(
                 self._sanitize(
                     self._core.list_namespaced_pod(
-                        self.namespace, label_selector=selector(self.release), _request_timeout=5
+                        self.namespace, label_selector=self.pod_selector, _request_timeout=5
                     )
                 )
             )
@@ -353,6 +366,13 @@ class HpaWatcher:
     def _read_hpa(self, row: dict[str, Any]) -> Obj | None:
         from kubernetes.client.exceptions import ApiException
 
+        if self.hpa_name is None:
+            row["hpa_error"] = (
+                f"no HPA labelled {INSTANCE_LABEL}={self.release} in namespace {self.namespace}: install the "
+                "release with autoscaling.enabled=true (e.g. -f values-prod.yaml) "
+                "or check --namespace/--release"
+            )
+            return None
         try:
             hpa = self._sanitize(
                 self._autoscaling.read_namespaced_horizontal_pod_autoscaler(
@@ -380,6 +400,8 @@ class HpaWatcher:
             return {"hpa_events": f"(events unavailable: {exc.status} {exc.reason})", "hpa_new_events": 0}
 
     def _events(self) -> Obj:
+        if self.hpa_name is None:
+            return {"items": []}
         field_selector = f"involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={self.hpa_name}"
         return self._sanitize(
             self._core.list_namespaced_event(
@@ -406,9 +428,36 @@ class HpaWatcher:
                 "v1beta1",
                 self.namespace,
                 "pods",
-                label_selector=selector(self.release),
+                label_selector=self.pod_selector,
                 _request_timeout=5,
             )
         except ApiException as exc:
             return {"pod_metrics_error": metrics_api_error(exc.status, exc.body)}
         return parse_pod_metrics(metrics)
+
+
+def discover(api_client: Any, namespace: str, release: str) -> Watched:
+    """The installed release's HPA (labelled with Helm's instance label) and its workload's pod selector;
+    no HPA: `hpa_name` None, pods by the instance label (the row then says what is missing)."""
+    from kubernetes import client
+
+    by_instance = f"{INSTANCE_LABEL}={release}"
+    hpas = client.AutoscalingV2Api(api_client).list_namespaced_horizontal_pod_autoscaler(
+        namespace, label_selector=by_instance, _request_timeout=5
+    )
+    items = api_client.sanitize_for_serialization(hpas).get("items") or []
+    if len(items) != 1:
+        return Watched(None, by_instance)
+    hpa = items[0]
+    ref = hpa.get("spec", {}).get("scaleTargetRef", {})
+    read = {
+        "Deployment": client.AppsV1Api(api_client).read_namespaced_deployment,
+        "StatefulSet": client.AppsV1Api(api_client).read_namespaced_stateful_set,
+    }.get(ref.get("kind"))
+    selector = by_instance
+    if read is not None:
+        workload = api_client.sanitize_for_serialization(read(ref.get("name"), namespace, _request_timeout=5))
+        selector = (
+            label_selector(workload.get("spec", {}).get("selector", {}).get("matchLabels") or {}) or selector
+        )
+    return Watched(hpa["metadata"]["name"], selector)

@@ -130,6 +130,6 @@ class NginxProcess(BackgroundServer):
             raise NginxError(f"nginx -t refused {self.config_path}:\n{checked.stderr}")
         self.spawn(self._command())
         try:
-            self.wait_answering(f"http://{LOOPBACK}:{self.port}/healthz", timeout, any_status=True)
+            self.wait_ready(f"http://{LOOPBACK}:{self.port}/healthz", timeout)
         except RuntimeError as error:
             raise NginxError(f"nginx: {error}\n{self.error_log()}") from None

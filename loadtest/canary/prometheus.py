@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from loadtest import probe
 from loadtest.canary.server import BackgroundServer
 from loadtest.canary.topology import Slot, Topology
 from loadtest.chart import release
@@ -216,7 +216,7 @@ class PrometheusProcess(BackgroundServer):
         ]
         self.spawn(command, cwd=self.workdir)
         try:
-            self.wait_answering(f"{self.url}/-/ready", timeout)
+            self.wait_ready(f"{self.url}/-/ready", timeout)
         except RuntimeError as error:
             raise PrometheusError(f"prometheus: {error}") from None
 
@@ -240,12 +240,15 @@ class PrometheusProcess(BackgroundServer):
 
     def wait_scraped(self, expected: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Wait until `expected` targets have been scraped successfully once; the targets."""
-        began = time.monotonic()
-        while True:
-            targets = self.targets()
-            if len([t for t in targets if t.get("health") == "up"]) >= expected:
-                return targets
-            if time.monotonic() - began > timeout:
-                states = [(t.get("scrapeUrl"), t.get("health"), t.get("lastError")) for t in targets]
-                raise PrometheusError(f"{expected} targets not up within {timeout} s: {states}")
-            time.sleep(0.2)
+        last: list[list[dict[str, Any]]] = [[]]
+
+        def all_up() -> bool:
+            last[0] = self.targets()
+            return len([t for t in last[0] if t.get("health") == "up"]) >= expected
+
+        try:
+            probe.wait_until(all_up, timeout=timeout, what=f"{expected} scrape targets up", interval=0.2)
+        except probe.WaitTimeout:
+            states = [(t.get("scrapeUrl"), t.get("health"), t.get("lastError")) for t in last[0]]
+            raise PrometheusError(f"{expected} targets not up within {timeout} s: {states}") from None
+        return last[0]

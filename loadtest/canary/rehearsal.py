@@ -22,6 +22,7 @@ from loadtest.chart import release
 from loadtest.chart.localpod import LocalPod, free_port
 from loadtest.load import runner
 from loadtest.load.shapes import SoakShape
+from loadtest.report.load_run import LoadRun
 
 SCRAPE_INTERVAL = "1s"
 READY_TIMEOUT_S = 60.0
@@ -63,7 +64,7 @@ class Result:
     versions: dict[str, str]
     notes: list[str]
     problems: list[str]  # contract violations: the rehearsal fails with these
-    load: runner.LoadRun
+    load: LoadRun
     nginx_config: str
     prometheus_config: str
     scraped: list[tuple[dict[str, str], float]]  # prediction requests per target-label set, as scraped

@@ -4,13 +4,12 @@ file, stopped with SIGTERM and, past a bound, SIGKILL."""
 from __future__ import annotations
 
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from loadtest import probe
 
 
 class BackgroundServer:
@@ -33,25 +32,14 @@ class BackgroundServer:
         """None while running (or before spawn), else the exit status."""
         return None if self._process is None else self._process.poll()
 
-    def wait_answering(self, url: str, timeout: float, *, any_status: bool = False) -> None:
-        """Poll `url` until it answers 2xx (or, with `any_status`, anything at all: a 5xx from behind a proxy
-        still means the proxy is up); RuntimeError with the log when the process exits first or `timeout`
-        seconds pass."""
-        began = time.monotonic()
-        while True:
-            if self.exit_code() is not None:
-                raise RuntimeError(f"exited with {self.exit_code()}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(url, timeout=1.0):
-                    return
-            except urllib.error.HTTPError:
-                if any_status:
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() - began > timeout:
-                raise RuntimeError(f"{url} did not answer within {timeout} s:\n{self.log_tail()}")
-            time.sleep(0.05)
+    def wait_ready(self, url: str, timeout: float) -> None:
+        """Until GET `url` answers 200; RuntimeError with the log when the process exits first or the wait
+        times out."""
+        exited = lambda: None if self.exit_code() is None else f"exited with {self.exit_code()}"  # noqa: E731
+        try:
+            probe.wait_for_http(url, timeout=timeout, gave_up=exited)
+        except (probe.WaitTimeout, probe.WaitAborted) as error:
+            raise RuntimeError(f"{error}\n{self.log_tail()}") from None
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""

@@ -18,15 +18,13 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from loadtest.chart import release
+from loadtest.probe import WaitAborted, WaitTimeout, wait_for_http
 
 VENV_BIN = release.ROOT / ".venv" / "bin"
 INHERITED_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL")
@@ -207,9 +205,23 @@ def container_env(
     return {**_EnvResolver(objects, container, pod_name).resolve(overrides), **overrides}
 
 
+def serve_arguments(
+    env: Mapping[str, str], port: int | None = None
+) -> tuple[list[str], dict[str, str], int, dict[str, Any]]:
+    """(command, env, port, container) of `model-api serve` on loopback: this process's environment with
+    `env` on top, a free port unless `port`, readiness on /readyz."""
+    chosen = free_port() if port is None else port
+    command = [resolve_executable("model-api"), "serve"]
+    environment = {**os.environ, **env, "MODEL_API_HOST": LOOPBACK, "MODEL_API_PORT": str(chosen)}
+    container = {"name": "model-api", "readinessProbe": {"httpGet": {"path": "/readyz", "port": chosen}}}
+    return command, environment, chosen, container
+
+
 class LocalPod:
-    """The rendered pod's service container run as a local process: rendered command, env (ConfigMap +
-    Secret resolved), port; console script resolved from .venv/bin."""
+    """The service as a local process, in its own session (so a signal can go to its whole group): the
+    rendered pod's service container (`from_release`: rendered command, env with ConfigMap and Secret
+    resolved, port, probes) or `model-api serve` with a given environment (`serve`). The one wrapper for
+    "the service as a local process" of the demo, the contract tests, the service tests and the bench."""
 
     def __init__(
         self,
@@ -218,15 +230,32 @@ class LocalPod:
         port: int,
         container: Mapping[str, Any],
         grace_seconds: float = 30.0,
+        log_path: Path | None = None,
     ) -> None:
         self.command = command
         self.env = env
         self.port = port
         self.container = dict(container)
         self.grace_seconds = grace_seconds  # the rendered terminationGracePeriodSeconds
-        self._process: subprocess.Popen[bytes] | None = None
+        self.log_path = log_path  # where stdout and stderr go; None: a temporary file
+        self.new_session = True  # its own session and process group, which a signal may address whole
+        self.process: subprocess.Popen[bytes] | None = None
         self._captured: str | None = None  # the output, kept once the log file is closed
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the pod; closed in __exit__
+        # lives as long as the pod; closed in __exit__
+        self._log = log_path.open("w+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115
+
+    @classmethod
+    def serve(
+        cls,
+        env: Mapping[str, str],
+        *,
+        port: int | None = None,
+        log_path: Path | None = None,
+        grace_seconds: float = 30.0,
+    ) -> LocalPod:
+        """`model-api serve` on loopback (a free port unless `port`), this process's environment with `env`
+        on top; readiness is `/readyz`."""
+        return cls(*serve_arguments(env, port), grace_seconds=grace_seconds, log_path=log_path)
 
     @classmethod
     def from_release(
@@ -271,7 +300,7 @@ class LocalPod:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+        return self.process.pid if self.process else None
 
     def url(self, path: str = "/") -> str:
         return f"http://{LOOPBACK}:{self.port}{path}"
@@ -285,83 +314,92 @@ class LocalPod:
                 urls[name] = self.url(http_get.get("path", "/"))
         return urls
 
-    def start(self) -> None:
-        if self._process is not None:
+    def start(self) -> LocalPod:
+        if self.process is not None:
             raise LocalPodError("the local pod is already started")
-        self._process = subprocess.Popen(
-            self.command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdout=self._output_stream(),
+            stderr=subprocess.STDOUT,
+            start_new_session=self.new_session,
         )
+        return self
+
+    def _output_stream(self) -> Any:
+        """Where stdout and stderr go: the log (a subclass may hand the test a pipe instead)."""
+        return self._log
 
     def output(self) -> str:
         """Everything the process wrote to stdout and stderr so far."""
         if self._captured is not None:
             return self._captured
+        self._log.flush()
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
 
+    def exited(self) -> str | None:
+        """None while the process runs; else how it ended, with the end of its output."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        return f"{self.command} exited with {self.process.returncode}:\n{self.output()[-4000:]}"
+
     def wait_ready(self, timeout: float = 30.0) -> float:
         """Poll the rendered readiness probe until 200; seconds taken. LocalPodError on exit or timeout."""
-        if self._process is None:
-            raise LocalPodError("wait_ready() before start()")
-        target = self.probe_urls().get("readiness") or self.url("/")
-        began = time.monotonic()
-        while True:
-            if self._process.poll() is not None:
-                raise LocalPodError(
-                    f"{self.command} exited with {self._process.returncode} before {target} answered 200:\n"
-                    + self.output()[-4000:]
-                )
-            try:
-                with urllib.request.urlopen(target, timeout=1.0) as response:
-                    if response.status == 200:
-                        return time.monotonic() - began
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass  # not listening or not ready yet
-            if time.monotonic() - began > timeout:
-                raise LocalPodError(
-                    f"{target} did not answer 200 within {timeout} s:\n" + self.output()[-4000:]
-                )
-            time.sleep(0.05)
+        return self.wait_for(self.probe_urls().get("readiness") or self.url("/"), 200, timeout)
+
+    def wait_for(self, url: str, status: int, timeout: float) -> float:
+        """Poll GET `url` until it answers `status`; seconds taken. LocalPodError on exit or timeout."""
+        if self.process is None:
+            raise LocalPodError("wait_for() before start()")
+        try:
+            return wait_for_http(url, status=status, timeout=timeout, gave_up=self.exited)
+        except WaitAborted:
+            raise LocalPodError(f"{self.exited()}\n(before {url} answered {status})") from None
+        except WaitTimeout as exc:
+            raise LocalPodError(f"{exc}:\n{self.output()[-4000:]}") from None
 
     def send_signal(self, signum: int) -> None:
         """Deliver a signal without waiting (terminate() is SIGTERM and wait)."""
-        if self._process is None:
+        if self.process is None:
             raise LocalPodError("send_signal() before start()")
-        self._process.send_signal(signum)
+        self.process.send_signal(signum)
 
     def kill(self) -> None:
         """SIGKILL and reap, for callers that tested graceful stop elsewhere and only need it gone."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def terminate(self, timeout: float) -> int:
         """SIGTERM (as the kubelet sends after preStop); the exit code. Kill + TimeoutError past `timeout`."""
-        if self._process is None:
+        if self.process is None:
             raise LocalPodError("terminate() before start()")
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
         try:
-            return self._process.wait(timeout=timeout)
+            return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+            self.process.kill()
+            self.process.wait()
             raise TimeoutError(f"{self.command} still running {timeout} s after SIGTERM; killed") from None
 
     def __enter__(self) -> LocalPod:
-        self.start()
-        return self
+        return self.start()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._process is not None and self._process.poll() is None:
-            with contextlib.suppress(
-                TimeoutError
-            ):  # already killed; the with-block's own outcome matters more
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(TimeoutError):  # already killed; the with-block's outcome matters more
                 self.terminate(timeout=self.grace_seconds)
-        self._captured = self.output()
-        self._log.close()
+        self.close()
+
+    def close(self) -> None:
+        """Keep the output readable and release the log file (the process must have ended)."""
+        if self._captured is None:
+            self._captured = self.output()
+            self._log.close()
 
 
 def container_process(

@@ -118,6 +118,27 @@ def workload(objects: Iterable[Manifest]) -> Manifest:
 
 
 def main_container(objects: Iterable[Manifest]) -> Manifest:
-    """The service container of the release's workload (named after the chart)."""
+    """The service container of the release's workload: the one whose ports the release's Services target
+    (by name or number), read from the rendered objects rather than assumed from the chart's name; the
+    only container when there is one."""
+    objects = list(objects)
     containers = workload(objects)["spec"]["template"]["spec"]["containers"]
-    return next((c for c in containers if c["name"] == "model-api"), containers[0])
+    if len(containers) == 1:
+        return containers[0]
+    targets = {
+        port.get("targetPort", port.get("port"))
+        for service in find(objects, "Service")
+        if not is_hook(service)
+        for port in service.get("spec", {}).get("ports") or []
+    }
+    serving = [
+        c
+        for c in containers
+        if any(p.get("name") in targets or p.get("containerPort") in targets for p in c.get("ports") or [])
+    ]
+    if len(serving) != 1:
+        names = [c["name"] for c in serving or containers]
+        raise LookupError(
+            f"expected one container serving the release's Service ports {targets}, found {names}"
+        )
+    return serving[0]

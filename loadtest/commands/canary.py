@@ -24,7 +24,7 @@ from loadtest.canary import analysis, nginx, prometheus, rehearsal, report, topo
 from loadtest.chart import release
 from loadtest.chart.localpod import LocalPodError
 from loadtest.commands.demo import sigterm_as_interrupt
-from loadtest.load import runner
+from loadtest.report import load_run
 
 DEFAULT_VALUES = "values-canary.yaml"
 
@@ -36,7 +36,10 @@ def _key_value(text: str) -> tuple[str, str]:
     return name, value
 
 
-def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments on `parser` (`python -m loadtest canary`)."""
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     defaults = rehearsal.Options()
     parser.add_argument(
         "--values", "-f", action="append", default=None,
@@ -77,18 +80,6 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("reports"), help="reports directory")
     parser.set_defaults(func=canary_command)
-    return parser
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    build_parser(
-        subparsers.add_parser(
-            "canary",
-            help="rehearse the canary with real nginx and Prometheus, no cluster",
-            description=__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
 
 
 def options_from(args: argparse.Namespace) -> rehearsal.Options:
@@ -131,7 +122,7 @@ def run(
     ) as error:  # fmt: skip
         print(f"error: {error}", file=sys.stderr)
         return 2
-    files = report.write(runner.report_dir(out), result)
+    files = report.write(load_run.report_dir(out), result)
     report.print_summary(result, files)
     failed = not report.routing_ok(result)
     if expect is not None and result.verdict != expect:
@@ -172,7 +163,8 @@ def canary_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(argparse.ArgumentParser(prog="python -m loadtest canary", description=__doc__))
+    parser = argparse.ArgumentParser(prog="python -m loadtest canary")
+    configure(parser)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -4,40 +4,52 @@
 2. Start the service as the rendered pod would (rendered command, env and port); wait on its readiness probe.
 3. Step-load it for about a minute with locust (pi requests, so CPU matters, plus classify).
 4. Measure the service process's CPU per request.
-5. Predict how the values-prod.yaml HPA answers the same load shape at production traffic; write the report.
+5. Predict how the values-prod.yaml HPA answers the same load shape at production traffic; compare the
+   autoscaling strategies (CPU, requests/s, in flight, KEDA to zero) on the same measured costs; write the
+   report (its "Autoscaling strategies" section: the table and strategies.png).
 
 With `--cluster` the release is installed on the current kube context instead and the real HPA is watched
-(loadtest/cluster.py).
+(loadtest/cluster/). This module keeps only the orchestration: the arithmetic that scales the measured load
+to production lives in loadtest/autoscaling/production.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import math
+import os
 import signal
 import socket
-import statistics
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import gevent
 import helm_python
 import locust  # noqa: F401  # first of ours: locust's gevent patching must precede any ssl import
 import psutil
 
-from loadtest.autoscaling.spec import HpaSpec, HpaSpecError, SyncRow, predict
+from loadtest.autoscaling import compare, production
+from loadtest.autoscaling.pipeline import DEFAULT_PIPELINE, ServiceCosts
+from loadtest.autoscaling.production import ProductionForecast
+from loadtest.autoscaling.simulation import SyncRow, write_syncs_csv
+from loadtest.autoscaling.spec import HpaSpec, HpaSpecError
+from loadtest.autoscaling.watcher import HpaWatcher
 from loadtest.chart import kube_schema, release
 from loadtest.chart.localpod import LocalPod, LocalPodError, free_port
-from loadtest.cluster import helm as cluster
+from loadtest.cluster import helm, proxy, watch
+from loadtest.cluster.context import ClusterError, check_reachable
 from loadtest.load import runner
+from loadtest.load.samplers import ProcessCpuSampler
 from loadtest.load.shapes import StepShape
-from loadtest.report import files as report
+from loadtest.load.target import TargetUnavailable, check_target, served_model_name
+from loadtest.report.figures import FigureText, plot_strategy_replicas
+from loadtest.report.files import ReportFiles, append_section
+from loadtest.report.load_run import LoadRun, print_summary, report_dir, write_run_report
+from loadtest.report.verdicts import Scaling, ScalingPoint
 
 DEV_VALUES = "values-dev.yaml"
 PROD_VALUES = "values-prod.yaml"
@@ -51,8 +63,8 @@ IDLE_SECONDS = 3.0  # the service's CPU use with no requests, measured before th
 # Production time per measured second: a 15 s local step becomes 60 s, i.e. 4 HPA syncs per level.
 DEFAULT_TIME_SCALE = 4.0
 READY_TIMEOUT_S = 60.0
-TAIL_AFTER_BASELINE_S = 60.0  # predicted time kept on the plot once the HPA is back to minReplicas
-POD_START_ALLOWANCE_S = 5.0  # scheduling and container creation, which a local process does not show
+# The strategies' p95 goal unless --p95-goal-ms: this many times the p95 measured at the lowest step.
+GOAL_OVER_LOW_LOAD_P95 = 3.0
 
 
 class DemoError(RuntimeError):
@@ -102,7 +114,7 @@ class Measured:
     ready_seconds: float
 
 
-def measure_local(pod: LocalPod, args: argparse.Namespace) -> tuple[runner.LoadRun, Measured]:
+def measure_local(pod: LocalPod, args: argparse.Namespace) -> tuple[LoadRun, Measured]:
     """Start `pod`, wait for readiness, measure idle CPU, run the step load; stop the pod whatever happens."""
     with pod:
         ready_seconds = pod.wait_ready(timeout=READY_TIMEOUT_S)
@@ -112,7 +124,7 @@ def measure_local(pod: LocalPod, args: argparse.Namespace) -> tuple[runner.LoadR
         )
         if pod.pid is None:
             raise DemoError("the service process did not start")
-        cpu = runner.ProcessCpuSampler(pod.pid)
+        cpu = ProcessCpuSampler(pod.pid)
         idle_start = cpu.cpu_seconds()
         gevent.sleep(IDLE_SECONDS)
         idle_millicores = 1000.0 * (cpu.cpu_seconds() - idle_start) / IDLE_SECONDS
@@ -122,6 +134,7 @@ def measure_local(pod: LocalPod, args: argparse.Namespace) -> tuple[runner.LoadR
             user_rps=DEMO_USER_RPS,
             pi_ndigits=DEMO_PI_NDIGITS,
             api_key=pod.env.get("MODEL_API_API_KEY") or None,
+            model_name=served_model_name(pod.url("")),
         )
         print(f"3/5 step load for {shape.duration:.0f} s: {shape.describe()}, users {list(DEMO_USERS)}")
         load_start = cpu.cpu_seconds()
@@ -142,62 +155,12 @@ def measure_local(pod: LocalPod, args: argparse.Namespace) -> tuple[runner.LoadR
     )
 
 
-def peak_rps(timeline: Sequence[Mapping[str, Any]]) -> float:
-    """The median requests/s while the most users ran: the load's top step, robust to one slow second."""
-    top = max(int(r["users"]) for r in timeline)
-    return statistics.median(float(r["rps"]) for r in timeline if int(r["users"]) == top)
-
-
-def cpu_request_milli(spec: HpaSpec) -> int:
-    """The pod's CPU request as the HPA's CPU target counts it; DemoError when the HPA ignores CPU."""
-    cpu_metric = next((m for m in spec.metrics if m.resource == "cpu" and m.average_utilization), None)
-    if cpu_metric is None or spec.cpu_target is None:
-        raise DemoError(
-            f"{PROD_VALUES}: the HPA has no CPU utilization target, so CPU per request predicts nothing"
-        )
-    return spec.request_milli(cpu_metric)
-
-
-def rps_scale_for(spec: HpaSpec, peak: float, cpu_ms_per_request: float, peak_pods: int) -> float:
-    """Traffic multiplier at which the peak needs `peak_pods` pods at the HPA's CPU target.
-
-    One request costs `cpu_ms_per_request` ms of CPU, so r requests/s use r x cpu_ms millicores; a pod at the
-    target uses request x target/100 millicores. Aim half a pod below `peak_pods` so the ceiling lands on it.
-    """
-    if not spec.min_replicas < peak_pods <= spec.max_replicas:
-        raise DemoError(
-            f"--prod-peak-pods {peak_pods} must lie above minReplicas {spec.min_replicas} "
-            f"and at most maxReplicas {spec.max_replicas}"
-        )
-    if peak <= 0 or cpu_ms_per_request <= 0:
-        raise DemoError(
-            f"nothing to scale: peak {peak} requests/s at {cpu_ms_per_request} ms of CPU per request"
-        )
-    per_pod_millicores = cpu_request_milli(spec) * spec.cpu_target / 100.0
-    return (peak_pods - 0.5) * per_pod_millicores / (peak * cpu_ms_per_request)
-
-
-def production_load(
-    timeline: Sequence[Mapping[str, Any]], rps_scale: float, time_scale: float
-) -> list[tuple[float, float]]:
-    """The measured per-second load as (t, rps) steps on the production clock, then nothing."""
-    load = [(round((float(r["t"]) - 1.0) * time_scale, 3), float(r["rps"]) * rps_scale) for r in timeline]
-    load = [(max(t, 0.0), rps) for t, rps in load]
-    load = [row for i, row in enumerate(load) if i == 0 or row[0] > load[i - 1][0]]
-    return [*load, (round(float(timeline[-1]["t"]) * time_scale, 3), 0.0)]
-
-
-def trimmed(rows: Sequence[SyncRow], load_end: float, min_replicas: int) -> list[SyncRow]:
-    """Predicted syncs up to a minute after the HPA is back at minReplicas once the load has ended."""
-    back = next((r.t for r in rows if r.t > load_end and r.desired == r.ready_replicas == min_replicas), None)
-    return list(rows) if back is None else [r for r in rows if r.t <= back + TAIL_AFTER_BASELINE_S]
-
-
-def predicted_scaling(rows: Sequence[SyncRow], spec: HpaSpec, description: str) -> report.Scaling:
-    return report.Scaling(
+def predicted_scaling(rows: Sequence[SyncRow], spec: HpaSpec, description: str) -> Scaling:
+    """The predicted syncs as the report's replica series."""
+    return Scaling(
         source="predicted",
         points=[
-            report.ScalingPoint(
+            ScalingPoint(
                 t=r.t, desired=r.desired, ready=r.ready_replicas, utilization=r.utilization, target=r.target
             )
             for r in rows
@@ -206,10 +169,6 @@ def predicted_scaling(rows: Sequence[SyncRow], spec: HpaSpec, description: str) 
         min_replicas=spec.min_replicas,
         max_replicas=spec.max_replicas,
     )
-
-
-def on_production_clock(timeline: Sequence[Mapping[str, Any]], time_scale: float) -> list[dict[str, Any]]:
-    return [{**row, "t": round(float(row["t"]) * time_scale, 2), "t_measured": row["t"]} for row in timeline]
 
 
 def readiness_period(objects: Sequence[release.Manifest]) -> float:
@@ -229,57 +188,30 @@ def demo_shape(args: argparse.Namespace) -> StepShape:
         raise DemoError(f"--duration: {exc}") from None
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """The values-prod.yaml HPA's predicted answer to the measured load, and how the load was scaled."""
-
-    spec: HpaSpec
-    peak_rps: float
-    peak_pods: int
-    rps_scale: float
-    time_scale: float
-    ready_delay: float
-    rows: list[SyncRow]
-
-    @property
-    def scaling(self) -> report.Scaling:
-        return predicted_scaling(
-            self.rows, self.spec, f"{PROD_VALUES}, predicted at {self.rps_scale:.1f}x the local traffic"
-        )
-
-
-def predict_production(
-    run: runner.LoadRun, measured: Measured, prod: Sequence[release.Manifest], args: argparse.Namespace
-) -> Prediction:
-    spec = HpaSpec.from_release(prod)
-    peak_pods = args.prod_peak_pods or max(spec.min_replicas + 2, round(0.8 * spec.max_replicas))
-    peak = peak_rps(run.timeline)
-    rps_scale = rps_scale_for(spec, peak, measured.cpu_ms_per_request, peak_pods)
+def forecast_production(
+    run: LoadRun, measured: Measured, prod: Sequence[release.Manifest], args: argparse.Namespace
+) -> ProductionForecast:
+    """The prod HPA's predicted answer to the measured load (loadtest/autoscaling/production.py)."""
     ready_delay = args.ready_delay
-    if ready_delay is None:  # local start-to-ready, one readiness period (the kubelet probes periodically)
-        ready_delay = math.ceil(measured.ready_seconds) + readiness_period(prod) + POD_START_ALLOWANCE_S
-    load = production_load(run.timeline, rps_scale, args.time_scale)
-    rows = predict(
-        spec,
-        load,
-        measured.cpu_ms_per_request,
-        ready_delay=ready_delay,
-        idle_millicores=measured.idle_millicores,
-    )
-    return Prediction(
-        spec=spec,
-        peak_rps=peak,
-        peak_pods=peak_pods,
-        rps_scale=rps_scale,
-        time_scale=args.time_scale,
-        ready_delay=ready_delay,
-        rows=trimmed(rows, load[-1][0], spec.min_replicas),
-    )
+    if ready_delay is None:
+        ready_delay = production.ready_delay_for(measured.ready_seconds, readiness_period(prod))
+    try:
+        return production.forecast(
+            HpaSpec.from_release(prod),
+            run.timeline,
+            cpu_ms_per_request=measured.cpu_ms_per_request,
+            idle_millicores=measured.idle_millicores,
+            ready_delay=ready_delay,
+            time_scale=args.time_scale,
+            peak_pods=args.prod_peak_pods,
+        )
+    except production.ScaleError as exc:
+        raise DemoError(f"{PROD_VALUES}: {exc}") from None
 
 
-def demo_notes(measured: Measured, prediction: Prediction, floor: str) -> list[str]:
+def demo_notes(measured: Measured, forecast: ProductionForecast, floor: str) -> list[str]:
     """How the numbers were obtained: what was measured, each factor and assumption, and how to change it."""
-    p, step = prediction, DEMO_SHAPE["step_seconds"]
+    p, step = forecast, DEMO_SHAPE["step_seconds"]
     return [
         f"Measured: {measured.cpu_ms_per_request:.2f} ms of service CPU per request (process CPU time "
         f"during the load, minus its idle use of {measured.idle_millicores:.0f} millicores, over "
@@ -287,21 +219,68 @@ def demo_notes(measured: Measured, prediction: Prediction, floor: str) -> list[s
         "pessimistic for production.",
         f"Production traffic = {p.rps_scale:.1f} x the local requests/s, chosen so that the local peak "
         f"({p.peak_rps:.1f} requests/s) needs about {p.peak_pods} pods at the HPA target: scale = "
-        f"({p.peak_pods} - 0.5) pods x {cpu_request_milli(p.spec)} millicores requested x "
+        f"({p.peak_pods} - 0.5) pods x {production.cpu_request_milli(p.spec)} millicores requested x "
         f"{p.spec.cpu_target}% / ({p.peak_rps:.1f} requests/s x {measured.cpu_ms_per_request:.2f} ms). "
         "Change it with --prod-peak-pods.",
         f"Production time = {p.time_scale:g} x the local run's time (each {step:.0f} s local step is held "
         f"{step * p.time_scale:.0f} s, several 15 s HPA syncs); panel (a) is plotted on this clock, "
         "`t_measured` in timeline.csv is the local time. Change it with --time-scale.",
         f"A new pod is assumed Ready {p.ready_delay:.0f} s after the HPA asks for it (local start-to-ready "
-        f"{measured.ready_seconds:.1f} s + one readiness probe period + {POD_START_ALLOWANCE_S:.0f} s "
-        "to schedule and create the container, image already on the node). Change it with --ready-delay.",
+        f"{measured.ready_seconds:.1f} s + one readiness probe period + "
+        f"{production.POD_START_ALLOWANCE_S:.0f} s to schedule and create the container, image already on "
+        "the node). Change it with --ready-delay.",
         "The predictor reads each pod's CPU as metrics-server reports it (the average over its 15 s "
         "window before each sync), so a load step shows fully one sync after it lands, as on a cluster.",
         f"The chart was rendered with {DEV_VALUES} (run) and {PROD_VALUES} (prediction), "
         f"each object validated strictly against Kubernetes {floor}; predicted-syncs.csv has every "
         "predicted HPA sync.",
     ]
+
+
+def write_strategy_comparison(
+    run: LoadRun,
+    measured: Measured,
+    forecast: ProductionForecast,
+    files: ReportFiles,
+    args: argparse.Namespace,
+) -> str:
+    """The strategy table and the replicas-per-strategy panel, added to the report; returns the table."""
+    try:
+        latency_ms, p95_ms = production.low_load_latency(run.timeline)
+    except production.ScaleError as exc:
+        return f"strategy comparison skipped: {exc}"
+    goal = args.p95_goal_ms or round(GOAL_OVER_LOW_LOAD_P95 * p95_ms)
+    costs = ServiceCosts(
+        measured.cpu_ms_per_request,
+        latency_ms=latency_ms,
+        p95_ms=p95_ms,
+        idle_millicores=measured.idle_millicores,
+    )
+    runs = production.compare_strategies(forecast, run.timeline, costs, goal)
+    text = "\n".join(
+        [
+            compare.describe_costs(costs, goal, DEFAULT_PIPELINE, forecast.ready_delay),
+            compare.format_table([r.score for r in runs]),
+        ]
+    )
+    figure = files.directory / "strategies.png"
+    plot_strategy_replicas(
+        figure,
+        [(r.strategy.name, [(row.t, row.replicas) for row in r.rows]) for r in runs],
+        production.production_load(run.timeline, forecast.rps_scale, forecast.time_scale),
+        title=f"Replicas per autoscaling strategy: the measured load at {forecast.rps_scale:.1f}x traffic, "
+        f"p95 goal {goal:g} ms",
+        time_axis=f"production time since the load started (s): local time x{forecast.time_scale:g}",
+    )
+    for r in runs:
+        write_syncs_csv(files.directory / f"strategy-{compare.slug(r.strategy.name)}.csv", r.rows)
+    append_section(
+        files.markdown,
+        "Autoscaling strategies on the measured costs (python -m loadtest predict --compare)",
+        text,
+        figure=figure,
+    )
+    return f"\nAutoscaling strategies (report section, {figure.name}):\n{text}"
 
 
 def start_local_pod(dev: Sequence[release.Manifest]) -> LocalPod:
@@ -326,49 +305,74 @@ def run_local_demo(args: argparse.Namespace) -> int:
         f"over {measured.requests} requests (idle {measured.idle_millicores:.0f} millicores, subtracted)"
     )
     prod, _ = render_validated(PROD_VALUES)
-    prediction = predict_production(run, measured, prod, args)
+    forecast = forecast_production(run, measured, prod, args)
     print(
-        f"5/5 predict the {PROD_VALUES} HPA at {prediction.rps_scale:.1f}x traffic "
-        f"(peak {prediction.peak_rps * prediction.rps_scale:.0f} requests/s)"
+        f"5/5 predict the {PROD_VALUES} HPA at {forecast.rps_scale:.1f}x traffic "
+        f"(peak {forecast.peak_rps * forecast.rps_scale:.0f} requests/s)"
     )
-    scaling, spec, local_end = prediction.scaling, prediction.spec, run.timeline[-1]["t"]
-    files, verdicts = runner.write_run_report(
-        runner.report_dir(args.out),
+    spec, local_end = forecast.spec, run.timeline[-1]["t"]
+    scaling = predicted_scaling(
+        forecast.rows, spec, f"{PROD_VALUES}, predicted at {forecast.rps_scale:.1f}x the local traffic"
+    )
+    files, verdicts = write_run_report(
+        report_dir(args.out),
         run,
         host=pod.url(""),
         scaling=scaling,
-        text=report.FigureText(
+        text=FigureText(
             title=f"make demo: {DEV_VALUES} measured locally, {PROD_VALUES} HPA predicted",
             load=f"Measured locally ({DEV_VALUES}): requests/s and p95 latency of each 1 s window",
             time_axis=f"production time since the load started (s): local time x{args.time_scale:g}",
-            rps_legend=f"requests/s (local; production = x{prediction.rps_scale:.1f})",
+            rps_legend=f"requests/s (local; production = x{forecast.rps_scale:.1f})",
         ),
         extra_facts={
             "duration": f"{local_end:.0f} s locally, {local_end * args.time_scale:.0f} s in production",
             "CPU per request (measured)": f"{measured.cpu_ms_per_request:.2f} ms",
-            "production scale": f"{prediction.rps_scale:.1f}x requests/s, {args.time_scale:g}x time",
+            "production scale": f"{forecast.rps_scale:.1f}x requests/s, {args.time_scale:g}x time",
             "HPA (prod)": f"min {spec.min_replicas}, max {spec.max_replicas}, CPU target {spec.cpu_target}%",
         },
-        notes=demo_notes(measured, prediction, floor),
-        timeline=on_production_clock(run.timeline, args.time_scale),
+        notes=demo_notes(measured, forecast, floor),
+        timeline=production.on_production_clock(run.timeline, args.time_scale),
     )
-    _write_predicted_csv(files.directory / "predicted-syncs.csv", prediction.rows)
+    write_syncs_csv(files.directory / "predicted-syncs.csv", forecast.rows)
+    print(write_strategy_comparison(run, measured, forecast, files, args))
     print(
         f"\nMeasured locally: {run.requests} requests, {run.failures} failures, "
         f"{measured.cpu_ms_per_request:.2f} ms CPU per request"
     )
-    runner.print_summary(verdicts, scaling, files)
+    print_summary(verdicts, scaling, files, errors=run.errors)
     return 1 if run.failures else 0
+
+
+def prepare_release(args: argparse.Namespace) -> tuple[list[release.Manifest], str, HpaWatcher]:
+    """Install or upgrade the release and wait until its HPA has metrics: (objects, Helm used, watcher)."""
+    version = check_reachable(args.context)
+    print(f"1/4 cluster {version} reachable; install or upgrade {args.release} in namespace {args.namespace}")
+    values = helm.cluster_values()
+    objects = release.render(values, release=args.release, namespace=args.namespace)
+    tool = helm.install_or_upgrade(
+        values, release_name=args.release, namespace=args.namespace, context=args.context
+    )
+    print(f"   installed with {tool}")
+    watcher = watch.connect_watcher(args.namespace, args.release, args.context, objects=objects)
+    print("2/4 waiting for the HPA's CPU metrics (metrics-server)")
+    watch.wait_for_metrics(watcher)
+    return objects, tool, watcher
 
 
 def run_cluster_demo(args: argparse.Namespace) -> int:
     """`make demo CLUSTER=1`: install, reach, step-load with the HPA watched, report with live replicas."""
     shape = demo_shape(args)  # option errors before the cluster is touched
-    users = runner.configured_users(DEMO_USERS, user_rps=DEMO_USER_RPS, pi_ndigits=DEMO_PI_NDIGITS)
     try:
-        objects, tool, watcher = cluster.prepare_release(args)
+        objects, tool, watcher = prepare_release(args)
         with contextlib.ExitStack() as stack:
-            host = args.url or stack.enter_context(cluster.service_url(objects, args.namespace, args.context))
+            host = args.url or stack.enter_context(proxy.service_url(objects, args.namespace, args.context))
+            users = runner.configured_users(
+                DEMO_USERS,
+                user_rps=DEMO_USER_RPS,
+                pi_ndigits=DEMO_PI_NDIGITS,
+                model_name=check_target(host).model_name,
+            )
             print(
                 f"3/4 step load through {host}: {shape.duration:.0f} s, then {args.cooldown:.0f} s watching"
             )
@@ -380,33 +384,26 @@ def run_cluster_demo(args: argparse.Namespace) -> int:
                 cooldown=args.cooldown,
                 progress=runner.console_progress(),
             )
-    except cluster.ClusterError as exc:
+    except (ClusterError, TargetUnavailable) as exc:
         print(f"demo --cluster failed: {exc}", file=sys.stderr)
         return 1
-    scaling = cluster.live_scaling(run.timeline, f"live HPA {args.namespace}/{args.release}")
-    files, verdicts = runner.write_run_report(
-        runner.report_dir(args.out),
+    scaling = watch.live_scaling(run.timeline, f"live HPA {args.namespace}/{watcher.hpa_name}")
+    files, verdicts = write_run_report(
+        report_dir(args.out),
         run,
         host=host,
         scaling=scaling,
-        text=report.FigureText(f"make demo CLUSTER=1: {args.namespace}/{args.release}, live HPA"),
+        text=FigureText(f"make demo CLUSTER=1: {args.namespace}/{args.release}, live HPA"),
         notes=[
-            f"Release installed with {tool} from {', '.join(cluster.CLUSTER_VALUES)} with autoscaling on: "
-            f"{cluster.CLUSTER_OVERRIDES['autoscaling']}.",
-            *cluster.problems_seen(run.timeline),
+            f"Release installed with {tool} from {', '.join(helm.CLUSTER_VALUES)} with autoscaling on: "
+            f"{helm.CLUSTER_OVERRIDES['autoscaling']}.",
+            *watch.problems_seen(run.timeline),
             f"Remove it with: helm uninstall {args.release} --namespace {args.namespace}",
         ],
     )
     print("4/4 report written")
-    runner.print_summary(verdicts, scaling, files)
+    print_summary(verdicts, scaling, files, errors=run.errors)
     return 1 if run.failures else 0
-
-
-def _write_predicted_csv(path: Path, rows: Sequence[SyncRow]) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(SyncRow.CSV_COLUMNS))
-        writer.writeheader()
-        writer.writerows(r.as_csv_row() for r in rows)
 
 
 def demo_command(args: argparse.Namespace) -> int:
@@ -424,13 +421,27 @@ def demo_command(args: argparse.Namespace) -> int:
         return 1
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="render, start, load, measure, predict the prod HPA, write a report (make demo)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def add_cluster_options(parser: argparse._ArgumentGroup) -> None:
+    parser.add_argument("--context", default=os.environ.get("KUBE_CONTEXT"), help="kubeconfig context")
+    parser.add_argument(
+        "--namespace", default=helm.DEFAULT_NAMESPACE, help=f"namespace (default {helm.DEFAULT_NAMESPACE})"
     )
+    parser.add_argument(
+        "--release", default=release.DEFAULT_RELEASE, help=f"release name (default {release.DEFAULT_RELEASE})"
+    )
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="reach the service here (e.g. its Ingress) instead of through the API server's service proxy",
+    )
+    parser.add_argument(
+        "--cooldown", type=float, default=120.0, help="seconds to keep watching after the load (scale-down)"
+    )
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "--cluster", action="store_true", help="install on the current kube context and watch the HPA"
     )
@@ -449,5 +460,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--ready-delay", type=float, default=None, help="seconds for a new pod to become Ready"
     )
-    cluster.add_cluster_options(parser.add_argument_group("with --cluster"))
+    parser.add_argument(
+        "--p95-goal-ms",
+        type=float,
+        default=None,
+        help=f"the strategies' p95 goal (default {GOAL_OVER_LOW_LOAD_P95:g} x the p95 at the lowest step)",
+    )
+    add_cluster_options(parser.add_argument_group("with --cluster"))
     parser.set_defaults(func=demo_command)

@@ -1,9 +1,13 @@
-"""`python -m loadtest predict` and `python -m loadtest size`: the offline HPA predictor and the sizing table.
+"""`python -m loadtest predict`: the offline autoscaler predictor on a load curve, no cluster.
 
-predict: replays a load curve (CSV with columns t,rps) through the HPA rendered from the values files;
-prints the syncs where something changes and writes every sync to --out (columns: SyncRow.CSV_COLUMNS).
-size: for a peak rps and a p95 goal, a table of CPU targets with the replicas they need and the predicted
-p95, then the HPA predictor's check that the recommended target reaches those replicas, and how fast.
+Replays a load curve (CSV with columns t,rps, or --spike BASE:PEAK) through the autoscaler rendered from
+the values files (an HPA, or the HPA KEDA makes from a ScaledObject, with whichever metrics it uses: CPU,
+memory, requests/s, requests in flight); prints the syncs where something changes and writes every sync to
+--out (columns: SyncRow.CSV_COLUMNS).
+
+With --compare it replays the same load under several strategies on the same measured costs (CPU 70 %,
+requests/s per pod, requests in flight per pod, KEDA scaling to zero) and prints a table: time to first
+scale-up, peak replicas, seconds above the p95 goal, pod-minutes, the winner of each column marked.
 Bad input exits with status 2 and a message naming the problem.
 """
 
@@ -12,88 +16,64 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtest.autoscaling import sizing
-from loadtest.autoscaling.spec import HpaSpec, SyncRow, predict, validate_load
-from loadtest.chart import release
-
-BAD_INPUT = 2
-
-
-class InputError(ValueError):
-    """Bad command-line input: reported on stderr, exit status 2."""
+from loadtest.autoscaling import compare
+from loadtest.autoscaling.pipeline import ServiceCosts
+from loadtest.autoscaling.simulation import SyncRow, predict, validate_load, write_syncs_csv
+from loadtest.commands import hpa_options
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    predict_parser = subparsers.add_parser(
-        "predict", help="predict the HPA's replicas for a load curve (no cluster)", description=__doc__
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    hpa_options.add_release_options(parser)
+    hpa_options.add_pipeline_options(parser)
+    load = parser.add_mutually_exclusive_group(required=True)
+    load.add_argument("--load", type=Path, help="CSV with columns t,rps (seconds, req/s)")
+    load.add_argument(
+        "--spike",
+        metavar="BASE:PEAK",
+        help="a built-in load instead: BASE req/s, PEAK from t=127 s for 300 s, then BASE again",
     )
-    _add_release_options(predict_parser)
-    predict_parser.add_argument(
-        "--load", required=True, type=Path, help="CSV with columns t,rps (seconds, req/s)"
-    )
-    predict_parser.add_argument(
+    parser.add_argument(
         "--cpu-ms-per-request",
         required=True,
         type=float,
         metavar="MS",
         help="CPU milliseconds one request costs (measured locally)",
     )
-    predict_parser.add_argument(
+    parser.add_argument(
         "--duration", type=float, metavar="S", help="seconds to simulate (default: last load row + 600)"
     )
-    predict_parser.add_argument("--out", type=Path, metavar="CSV", help="write every sync here")
-    predict_parser.set_defaults(func=run_predict)
-
-    size_parser = subparsers.add_parser(
-        "size",
-        help="which CPU target and maxReplicas meet a p95 goal at peak",
-        description=sizing.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_release_options(size_parser)
-    size_parser.add_argument("--peak-rps", required=True, type=float)
-    size_parser.add_argument("--cpu-ms-per-request", required=True, type=float, metavar="MS")
-    size_parser.add_argument("--target-p95-ms", required=True, type=float, help="the p95 latency goal")
-    size_parser.add_argument("--measured-p95-ms", required=True, type=float, help="p95 measured at low load")
-    size_parser.add_argument(
-        "--targets",
-        default=",".join(map(str, sizing.DEFAULT_TARGETS)),
-        help="CPU target utilizations to tabulate, comma-separated percents",
-    )
-    size_parser.set_defaults(func=run_size)
+    parser.add_argument("--out", type=Path, metavar="CSV", help="write every sync here")
+    group = parser.add_argument_group("--compare")
+    group.add_argument("--compare", action="store_true", help="compare strategies on this load (table)")
+    group.add_argument("--p95-goal-ms", type=float, metavar="MS", help="the p95 latency goal")
+    group.add_argument("--p95-ms", type=float, metavar="MS", help="p95 measured at low load")
+    group.add_argument("--cpu-target", type=int, default=compare.DEFAULT_CPU_TARGET, help="CPU strategy's %%")
+    group.add_argument("--target-rps", type=float, help="requests/s per pod (default: the CPU target's load)")
+    group.add_argument("--target-in-flight", type=float, help="in flight per pod (default: at --target-rps)")
+    parser.set_defaults(func=run_predict)
 
 
-def _add_release_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--values",
-        action="append",
-        required=True,
-        metavar="FILE",
-        help="values file, like helm -f (repeatable; later files win)",
-    )
-    parser.add_argument(
-        "--ready-delay",
-        type=float,
-        default=30.0,
-        metavar="S",
-        help="seconds from a pod's start to Ready (default 30)",
-    )
-    parser.add_argument("--idle-millicores", type=float, default=0.0, help="CPU a pod uses with no traffic")
-    parser.add_argument(
-        "--memory-mib-per-pod",
-        type=float,
-        help="steady memory per pod (needed only when the HPA also scales on memory)",
-    )
+def load_from(args: argparse.Namespace) -> list[tuple[float, float]]:
+    if args.load is not None:
+        return read_load(args.load)
+    try:
+        base, peak = (float(part) for part in args.spike.split(":"))
+    except ValueError:
+        raise hpa_options.InputError(f"--spike must be BASE:PEAK requests/s, got {args.spike!r}") from None
+    return validate_load(compare.spike_load(base, peak))
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    if args.compare:
+        return run_compare(args)
     try:
-        spec = spec_for(args.values)
-        load = read_load(args.load)
+        spec = hpa_options.spec_for(args.values, args.autoscaler)
+        load = load_from(args)
         timeline = predict(
             spec,
             load,
@@ -101,125 +81,83 @@ def run_predict(args: argparse.Namespace) -> int:
             ready_delay=args.ready_delay,
             duration=args.duration,
             idle_millicores=args.idle_millicores,
-            memory_bytes_per_pod=_memory_bytes(args),
+            memory_bytes_per_pod=hpa_options.memory_bytes(args),
+            latency_ms=args.latency_ms,
+            pipeline=hpa_options.pipeline_from(args),
         )
-    except (InputError, ValueError) as exc:
-        return _bad_input(exc)
-    print(describe_spec(spec, args.values))
+    except (hpa_options.InputError, ValueError) as exc:
+        return hpa_options.bad_input(exc)
+    print(hpa_options.describe_spec(spec, args.values))
     print(format_timeline(timeline))
     print(summarize(timeline, load))
+    stuck = compare.stuck_at_zero(spec, timeline)
+    if stuck:
+        print(stuck)
     if args.out:
-        write_timeline(timeline, args.out)
+        write_syncs_csv(args.out, timeline)
         print(f"timeline: {args.out} ({len(timeline)} syncs)")
     return 0
 
 
-def run_size(args: argparse.Namespace) -> int:
+def run_compare(args: argparse.Namespace) -> int:
+    """--compare: the strategies' table for this load and these costs."""
     try:
-        spec = spec_for(args.values)
-        targets = _targets(args.targets)
-        question = sizing.SizingInput.from_spec(
+        if args.p95_goal_ms is None or args.p95_ms is None or args.latency_ms is None:
+            raise hpa_options.InputError(
+                "--compare needs --p95-goal-ms, --p95-ms and --latency-ms (measured at low load)"
+            )
+        spec = hpa_options.spec_for(args.values, args.autoscaler)
+        load = load_from(args)
+        costs = ServiceCosts(
+            args.cpu_ms_per_request,
+            latency_ms=args.latency_ms,
+            p95_ms=args.p95_ms,
+            idle_millicores=args.idle_millicores,
+        )
+        candidates = compare.strategies(
             spec,
-            peak_rps=args.peak_rps,
-            cpu_ms_per_request=args.cpu_ms_per_request,
-            target_p95_ms=args.target_p95_ms,
-            measured_p95_ms=args.measured_p95_ms,
+            costs,
+            cpu_target=args.cpu_target,
+            rps_target=args.target_rps,
+            in_flight_target=args.target_in_flight,
         )
-        rows = sizing.size(question, targets)
-    except (InputError, ValueError) as exc:
-        return _bad_input(exc)
-    print(describe_spec(spec, args.values))
-    print(
-        f"peak {args.peak_rps:g} rps x {args.cpu_ms_per_request:g} ms CPU = "
-        f"{args.peak_rps * args.cpu_ms_per_request:.0f} millicores; p95 goal {args.target_p95_ms:g} ms "
-        f"(measured {args.measured_p95_ms:g} ms at low load); "
-        f"pod capacity {question.pod_capacity_millicores}m"
-    )
-    print(sizing.format_table(rows, args.target_p95_ms))
-    best = sizing.recommend(rows)
-    if best is None:
-        fine = sizing.latency_ok_rows(rows, args.target_p95_ms)
-        if fine:
-            needed = max(fine, key=lambda r: r.target_percent)
-            print(
-                f"no target fits maxReplicas {spec.max_replicas}: raise maxReplicas to {needed.replicas} "
-                f"with target {needed.target_percent} %"
-            )
-            best = needed
-        else:
-            print(
-                "no CPU target meets the p95 goal: a pod's own latency at this load is too high "
-                "(lower the per-request cost or the goal, or raise the pod's CPU)"
-            )
-            return 1
-    else:
-        print(f"recommended: CPU target {best.target_percent} %, maxReplicas >= {best.replicas}")
-    check = sizing.verify(
-        spec, question, best, ready_delay=args.ready_delay, memory_bytes_per_pod=_memory_bytes(args)
-    )
-    if check.seconds_to_needed is None:
-        print(
-            f"predictor: the HPA does NOT reach {check.replicas_needed} ready replicas after a step "
-            "to the peak "
-            f"(peak {check.peak_ready_replicas}, maxReplicas {check.max_replicas})"
+        runs = compare.compare(
+            candidates,
+            load,
+            costs,
+            args.p95_goal_ms,
+            ready_delay=args.ready_delay,
+            duration=args.duration,
+            pipeline=hpa_options.pipeline_from(args),
         )
-        return 1
+    except (hpa_options.InputError, ValueError) as exc:
+        return hpa_options.bad_input(exc)
+    print(hpa_options.describe_spec(spec, args.values))
+    keda = next(run.strategy.spec.keda for run in runs if run.strategy.spec.keda is not None)
     print(
-        f"predictor: a step to {args.peak_rps:g} rps reaches {check.replicas_needed} ready replicas "
-        f"(utilization inside the HPA's tolerance band) in {check.seconds_to_needed:.0f} s "
-        f"(target {check.target_percent} %, maxReplicas {check.max_replicas})"
+        compare.describe_costs(
+            costs, args.p95_goal_ms, hpa_options.pipeline_from(args), args.ready_delay, keda.polling_interval
+        )
     )
+    print(compare.format_table([run.score for run in runs]))
+    if args.out:
+        for run in runs:
+            path = args.out.with_name(f"{args.out.stem}-{compare.slug(run.strategy.name)}{args.out.suffix}")
+            write_syncs_csv(path, run.rows)
+            print(f"timeline ({run.strategy.name}): {path}")
     return 0
-
-
-def _bad_input(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
-    return BAD_INPUT
-
-
-def _memory_bytes(args: argparse.Namespace) -> float | None:
-    return None if args.memory_mib_per_pod is None else args.memory_mib_per_pod * 2**20
-
-
-def _targets(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise InputError(f"--targets must be comma-separated whole percents, got {text!r}") from None
-
-
-def resolve_values(files: Sequence[str]) -> list[Path]:
-    """Each values file as given (relative to the working directory) or relative to the project root."""
-    resolved = []
-    for name in files:
-        candidates = [Path(name), release.ROOT / name]
-        found = next((p.resolve() for p in candidates if p.is_file()), None)
-        if found is None:
-            raise InputError(f"values file not found: {name}")
-        resolved.append(found)
-    return resolved
-
-
-def spec_for(values_files: Sequence[str]) -> HpaSpec:
-    """The HPA spec of the chart rendered with these values files."""
-    values = release.load_values(resolve_values(values_files))
-    try:
-        objects = release.render(values)
-    except Exception as exc:  # the Helm engine reports template and schema errors as its own exceptions
-        raise InputError(f"rendering the chart with {', '.join(values_files)} failed: {exc}") from exc
-    return HpaSpec.from_release(objects)
 
 
 def read_load(path: Path) -> list[tuple[float, float]]:
     """The load curve from a CSV with a header containing t and rps; errors name the line and column."""
     if not path.is_file():
-        raise InputError(f"load file not found: {path}")
+        raise hpa_options.InputError(f"load file not found: {path}")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             missing = {"t", "rps"} - set(reader.fieldnames or [])
             if missing:
-                raise InputError(
+                raise hpa_options.InputError(
                     f"{path}: missing column(s) {', '.join(sorted(missing))}; the header must name t,rps"
                 )
             rows, lines = [], []
@@ -227,45 +165,16 @@ def read_load(path: Path) -> list[tuple[float, float]]:
                 try:
                     rows.append((float(record["t"]), float(record["rps"])))
                 except (TypeError, ValueError):
-                    raise InputError(
+                    raise hpa_options.InputError(
                         f"{path} line {reader.line_num}: t and rps must be numbers, got {record}"
                     ) from None
                 lines.append(reader.line_num)
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: not a UTF-8 CSV file with columns t,rps ({exc})") from None
+        raise hpa_options.InputError(f"{path}: not a UTF-8 CSV file with columns t,rps ({exc})") from None
     try:
         return validate_load(rows, row_name=lambda index: f"line {lines[index]}")
     except ValueError as exc:
-        raise InputError(f"{path}: {exc}") from None
-
-
-def describe_spec(spec: HpaSpec, values_files: Sequence[str]) -> str:
-    metrics = ", ".join(
-        f"{m.resource} {m.average_utilization} %"
-        if m.average_utilization is not None
-        else f"{m.resource} {m.average_value_milli}m average"
-        for m in spec.metrics
-    )
-    request = spec.container_requests[spec.main_container].get("cpu")
-    behavior = "controller defaults (behavior unset)" if spec.behavior is None else _describe_behavior(spec)
-    return (
-        f"HPA {spec.name} ({', '.join(values_files)}): replicas {spec.min_replicas}..{spec.max_replicas}, "
-        f"targets {metrics}, CPU request {request}m; behavior: {behavior}"
-    )
-
-
-def _describe_behavior(spec: HpaSpec) -> str:
-    assert spec.behavior is not None
-    parts = []
-    for direction, rules in (("up", spec.behavior.scale_up), ("down", spec.behavior.scale_down)):
-        window = (
-            "300 (flag)" if rules.stabilization_window_seconds is None else rules.stabilization_window_seconds
-        )
-        policies = " ".join(
-            f"{p.value}{'%' if p.type == 'Percent' else ' pods'}/{p.period_seconds}s" for p in rules.policies
-        )
-        parts.append(f"{direction} {rules.select_policy}({policies}) window {window}s")
-    return "; ".join(parts)
+        raise hpa_options.InputError(f"{path}: {exc}") from None
 
 
 def format_timeline(timeline: Sequence[SyncRow]) -> str:
@@ -318,11 +227,3 @@ def summarize(timeline: Sequence[SyncRow], load: Sequence[tuple[float, float]]) 
             else f"last scale-down {last_down - falls[-1]:.0f} s after the load fell (t={falls[-1]:g} s)"
         )
     return "; ".join(parts)
-
-
-def write_timeline(timeline: Sequence[SyncRow], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SyncRow.CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(row.as_csv_row() for row in timeline)

@@ -164,3 +164,8 @@ SHAPES: dict[str, type[BoundedShape]] = {
     "spike": SpikeShape,
     "soak": SoakShape,
 }
+
+
+def all_parameters() -> dict[str, type]:
+    """Every shape parameter's name and type, over all shapes (the command line's shape options)."""
+    return {name: kind for shape in SHAPES.values() for name, (kind, _) in shape.parameters.items()}

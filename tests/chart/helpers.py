@@ -1,6 +1,6 @@
 """The chart tests' API: `render(values, files, show_only)` → validated objects; `get(objects, kind, name)`.
 
-Rendering is Helm's own Go engine in-process (loadtest/release.py over helm-python-sdk); every object of
+Rendering is Helm's own Go engine in-process (loadtest/chart/release.py over helm-python-sdk); every object of
 every render is checked against the strict Kubernetes schema of each minor the chart supports (custom
 resources against their vendored CRD schemas, tests/chart/crds/), so "it renders" means "a cluster would
 accept it". Renders are cached per values set: most tests share a few.
@@ -36,17 +36,27 @@ POD_KINDS = ("Deployment", "StatefulSet")
 JOB_KINDS = ("Job", "CronJob")
 
 
+TEST_VALUES = Path(__file__).resolve().parent / "values"  # the suite's own values, never installed by users
+
+
 def value_sets() -> dict[str, tuple[Path, ...]]:
-    """Every values set the chart ships, by id: default, dev, prod and each ci/*-values.yaml (by glob)."""
+    """Every values set the chart ships, by id: default, dev, prod and each ci/*-values.yaml (by glob), and
+    prod with the suite's opt-ins for CRD-backed objects (tests/chart/values/)."""
     sets: dict[str, tuple[Path, ...]] = {"default": ()}
     for env in ("dev", "prod"):
         sets[env] = (VALUES_DIR / f"values-{env}.yaml",)
     for path in sorted((CHART_DIR / "ci").glob("*-values.yaml")):
         sets[f"ci/{path.stem}"] = (path,)
+    # prod where the Prometheus Operator is installed: the ServiceMonitor that values-prod.yaml cannot force
+    # (an install without the CRD would fail) is checked by every layer all the same.
+    sets.update({name: (*sets["prod"], *files) for name, files in OPT_IN_SETS.items()})
     return sets
 
 
+# The suite's own opt-ins on top of prod (CRD-backed objects a shipped file never renders alone).
+OPT_IN_SETS = {"prod+prometheus-operator": (TEST_VALUES / "prometheus-operator-values.yaml",)}
 VALUE_SETS = value_sets()
+SHIPPED_SETS = [name for name in VALUE_SETS if name not in OPT_IN_SETS]
 
 
 def values_for(files: Iterable[str | Path] = (), values: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Contract layer: the chart and the service agree, proven by running the service exactly as the rendered
-pod says (loadtest/localpod.py: rendered command, env from the rendered ConfigMap and Secret, port) —
+pod says (loadtest/chart/localpod.py: rendered command, env from the rendered ConfigMap and Secret, port) —
 probes answer 200, the helm test hook's own command passes against it, SIGTERM ends it cleanly within the
 grace period left after the preStop sleep — and the Dockerfile agrees with the chart's port, user and
 command. Also the unit tests of LocalPod itself."""
@@ -14,8 +14,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -24,7 +22,9 @@ import pytest
 
 from loadtest.chart import localpod, release
 from loadtest.chart.localpod import LocalPod, LocalPodError, free_port
+from loadtest.probe import http_get, wait_until
 from tests.chart import helpers
+from tests.docker.dockerfile import Dockerfile
 
 DOCKERFILE = Path(
     os.environ.get("MODEL_API_DOCKERFILE") or release.ROOT / "Dockerfile"
@@ -34,15 +34,11 @@ TEST_API_KEY = "contract-test-key"  # stands in for prod's existingSecret, which
 
 
 def http_status(url: str, headers: dict[str, str] | None = None) -> int:
+    """The status GET `url` answers; 0 when nothing listens."""
     try:
-        with urllib.request.urlopen(
-            urllib.request.Request(url, headers=headers or {}), timeout=5
-        ) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except urllib.error.URLError:
-        return 0  # nothing listening
+        return http_get(url, timeout=5, headers=headers)[0]
+    except OSError:
+        return 0
 
 
 def secret_file_overrides(objects: list[helpers.Manifest], root: Path) -> dict[str, str]:
@@ -136,46 +132,36 @@ def test_sigterm_stops_within_the_grace_period(value_set: str) -> None:
 
 
 @pytest.mark.slow
-def test_readiness_fails_at_once_on_sigterm() -> None:
-    """Endpoints must drop the pod while it drains: readiness turns 503 right after SIGTERM (dev: 1 s)."""
+def test_readiness_fails_before_the_listener_closes_on_sigterm() -> None:
+    """Endpoints must drop the pod while it drains: after SIGTERM, the first answer of the readiness probe
+    that is not 200 is a 503, before the process stops listening (a refused connection, status 0)."""
     started = RunningRelease("dev")
     with started.pod as pod:
         pod.wait_ready(timeout=30)
         pod.send_signal(signal.SIGTERM)  # without waiting, to watch the drain
-        deadline, status = time.monotonic() + 1.0, 200
-        while status == 200 and time.monotonic() < deadline:  # the signal handler runs asynchronously
-            status = http_status(pod.probe_urls()["readiness"])
+        readiness = pod.probe_urls()["readiness"]
+
+        def answer_other_than_200() -> tuple[int] | None:
+            status = http_status(readiness)  # 0: nothing listens any more
+            return None if status == 200 else (status,)
+
+        (status,) = wait_until(
+            answer_other_than_200, timeout=pod.grace_seconds, what="readiness to stop answering 200"
+        )
         pod.terminate(timeout=30)
-    assert status == 503, f"dev: readiness answered {status} during the drain, expected 503"
+    assert status == 503, (
+        f"dev: readiness answered {status} after SIGTERM, expected 503 before the listener closed"
+    )
 
 
 # --- Dockerfile agreement ----------------------------------------------------------------------------
 
 
-def dockerfile_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of the final stage, continuation lines joined, comments dropped."""
-    logical: list[str] = []
-    pending: list[str] = []
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):  # Docker drops comments inside continuations too
-            continue
-        if line.endswith("\\"):
-            pending.append(line[:-1].strip())
-            continue
-        logical.append(" ".join([*pending, line]))
-        pending = []
-    instructions = [
-        (text.split(None, 1)[0].upper(), text.split(None, 1)[1] if " " in text else "") for text in logical
-    ]
-    last_from = max(i for i, (name, _) in enumerate(instructions) if name == "FROM")
-    return instructions[last_from:]
-
-
 def dockerfile_value(name: str) -> str:
-    values = [args for instruction, args in dockerfile_instructions() if instruction == name]
+    """The last `name` instruction's arguments in the final stage (tests/docker/dockerfile.py's reader)."""
+    values = Dockerfile.load(DOCKERFILE).final.all(name)
     assert values, f"Dockerfile: the final stage has no {name}"
-    return values[-1]
+    return values[-1].value
 
 
 def test_dockerfile_entrypoint_is_the_rendered_command(objects: list[helpers.Manifest]) -> None:
@@ -210,19 +196,16 @@ def test_dockerfile_user_is_the_rendered_numeric_user(objects: list[helpers.Mani
     )
 
 
-def test_dockerfile_parser_reads_continuations(tmp_path: Path) -> None:
+def test_dockerfile_reader_reads_the_final_stage_with_continuations(tmp_path: Path) -> None:
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text(
         "FROM a AS build\nUSER 1\nFROM b\n# comment\nRUN x \\\n    && y\n"
         'USER 10001:10001\nENTRYPOINT ["m", "serve"]\n'
     )
-    actual = dockerfile_instructions(dockerfile)
-    assert actual == [
-        ("FROM", "b"),
-        ("RUN", "x && y"),
-        ("USER", "10001:10001"),
-        ("ENTRYPOINT", '["m", "serve"]'),
-    ]
+    final = Dockerfile.load(dockerfile).final
+    actual = (final.base, [(i.keyword, i.value) for i in final.instructions])
+    expected = ("b", [("RUN", "x && y"), ("USER", "10001:10001"), ("ENTRYPOINT", '["m", "serve"]')])
+    assert actual == expected, "(base, instructions) of the final stage"
 
 
 # --- LocalPod itself ---------------------------------------------------------------------------------
@@ -296,6 +279,29 @@ def test_local_pod_port_and_probe_urls() -> None:
     rendered, chosen = LocalPod.from_release(objects), LocalPod.from_release(objects, port=23456)
     actual = (rendered.port, chosen.probe_urls()["liveness"], chosen.url("/x"))
     assert actual == (8080, "http://127.0.0.1:23456/healthz", "http://127.0.0.1:23456/x")
+
+
+def with_sidecar_first(objects: list[helpers.Manifest]) -> list[helpers.Manifest]:
+    """The release with its service container renamed `server` and a sidecar listed before it."""
+    spec = helpers.workload(objects)["spec"]["template"]["spec"]
+    sidecar = {
+        "name": "proxy",
+        "image": "envoyproxy/envoy:v1.31.0",
+        "command": ["envoy"],
+        "ports": [{"name": "admin", "containerPort": 9901}],
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
+    }
+    spec["containers"] = [sidecar, {**spec["containers"][0], "name": "server"}]
+    return objects
+
+
+def test_local_pod_runs_the_container_the_service_targets() -> None:
+    """The service container is the one the Service's targetPort names, wherever it is listed and whatever
+    its name (it used to be assumed to be called model-api, else the first)."""
+    pod = LocalPod.from_release(with_sidecar_first(helpers.render()))
+    expected = ("server", [str(localpod.VENV_BIN / "model-api"), "serve"])
+    actual = (pod.container["name"], pod.command)
+    assert actual == expected, "(container run, its command) with a sidecar listed first"
 
 
 def test_local_pod_command_comes_from_the_venv() -> None:

@@ -1,7 +1,7 @@
 """Autoscaling end to end on a real cluster (kind with metrics-server in CI): a step load through the
 Service makes the HPA scale the release up, and once the load stops it scales back down.
 
-The release is the dev values with autoscaling on and a 30 s scale-down window (loadtest.cluster), in its
+The release is the dev values with autoscaling on and a 30 s scale-down window (loadtest.cluster.helm), in its
 own namespace; the load runs as `python -m loadtest run --watch-hpa` in a subprocess (locust patches the
 process that imports it), and the test reads the report it writes. Bounded: about 2 minutes of load,
 2.5 minutes of watching, every step with a timeout.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.chart import release
-from loadtest.cluster import helm as cluster
+from loadtest.cluster import helm, proxy, watch
 from tests.loadtest.loadtest_process import LoadRun, run_loadtest
 
 pytestmark = pytest.mark.cluster
@@ -24,18 +24,18 @@ RELEASE = "model-api-autoscale"
 NAMESPACE = "model-api-autoscale"
 LOAD_SECONDS = 120
 COOLDOWN_SECONDS = 150  # the 30 s scale-down window, the metrics pipeline's lag (~30-60 s) and a margin
-RUN_TIMEOUT_S = LOAD_SECONDS + COOLDOWN_SECONDS + cluster.METRICS_TIMEOUT_S + 120
+RUN_TIMEOUT_S = LOAD_SECONDS + COOLDOWN_SECONDS + watch.METRICS_TIMEOUT_S + 120
 
 
 @pytest.fixture(scope="module")
 def installed() -> Iterator[list[release.Manifest]]:
-    values = cluster.cluster_values()
+    values = helm.cluster_values()
     objects = release.render(values, release=RELEASE, namespace=NAMESPACE)
-    cluster.install_or_upgrade(values, release_name=RELEASE, namespace=NAMESPACE)
+    helm.install_or_upgrade(values, release_name=RELEASE, namespace=NAMESPACE)
     try:
         yield objects
     finally:
-        cluster.uninstall(RELEASE, NAMESPACE)
+        helm.uninstall(RELEASE, NAMESPACE)
 
 
 def run_watched_load(host: str, out: Path) -> LoadRun:
@@ -49,7 +49,7 @@ def run_watched_load(host: str, out: Path) -> LoadRun:
 
 
 def test_step_load_scales_up_then_down(installed: list[release.Manifest], tmp_path: Path) -> None:
-    with cluster.service_url(installed, NAMESPACE) as host:
+    with proxy.service_url(installed, NAMESPACE) as host:
         finished, summary, timeline = run_watched_load(host, tmp_path)
 
     watched = [row for row in timeline if row.get("hpa_desired_replicas")]

@@ -9,7 +9,6 @@ The service image must be in the cluster (CI: `docker build` + `kind load docker
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,6 +17,7 @@ import helm_python
 import pytest
 
 from loadtest.chart import release
+from loadtest.probe import wait_until
 from tests.chart import helpers
 
 pytestmark = pytest.mark.cluster
@@ -28,14 +28,8 @@ POLL_S = 2.0
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `condition` until truthy; TimeoutError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(POLL_S)
-    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+    """Poll `condition` every POLL_S until truthy (loadtest.probe); TimeoutError naming `what`."""
+    return wait_until(condition, timeout=timeout, what=what, interval=POLL_S)
 
 
 class ClusterRelease:

@@ -22,9 +22,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.chart.localpod import free_port
+from loadtest.probe import WaitAborted, WaitTimeout, wait_for_http
 from tests.docker.dockerfile import Dockerfile, copy_build_context
 
 pytestmark = pytest.mark.slow
@@ -114,14 +112,6 @@ def _make_read_only(path: Path) -> None:
                 os.chmod(entry, os.stat(entry).st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
 def _without_privileges(command: list[str]) -> list[str]:
     """As root, run `command` with no capabilities: file permission bits then bind it like any user."""
     if os.geteuid() != 0:
@@ -172,18 +162,22 @@ def served(image: ReplayedImage) -> Iterator[Served]:
         process.wait(timeout=10)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], port: int) -> int:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    status = 0
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            status, _ = _get(f"http://127.0.0.1:{port}/readyz")
-        except OSError:
-            status = 0
-        if status == 200:
-            return status
-        time.sleep(0.1)
-    return status
+def _wait_ready(served: Served) -> str:
+    """ "ready" once /readyz answers 200 (loadtest.probe's wait), else what was seen last."""
+
+    def exited() -> str | None:
+        return None if served.process.poll() is None else f"exited with {served.process.returncode}"
+
+    try:
+        wait_for_http(
+            f"http://127.0.0.1:{served.port}/readyz",
+            timeout=READY_TIMEOUT_SECONDS,
+            interval=0.1,
+            gave_up=exited,
+        )
+    except (WaitTimeout, WaitAborted) as error:
+        return str(error)
+    return "ready"
 
 
 def _python_in_runtime_venv(image: ReplayedImage, code: str) -> subprocess.CompletedProcess[str]:
@@ -214,13 +208,13 @@ def test_model_is_built_at_the_service_default_path(image: ReplayedImage) -> Non
 
 
 def test_entrypoint_becomes_ready_without_write_access(served: Served) -> None:
-    status = _wait_ready(served.process, served.port)
+    status = _wait_ready(served)
 
-    assert status == 200, f"replayed image ENTRYPOINT: /readyz answered {status}\n{served.tail()}"
+    assert status == "ready", f"replayed image ENTRYPOINT: {status}\n{served.tail()}"
 
 
 def test_healthcheck_command_passes_against_the_running_service(image: ReplayedImage, served: Served) -> None:
-    assert _wait_ready(served.process, served.port) == 200, f"replayed image: not ready\n{served.tail()}"
+    assert _wait_ready(served) == "ready", f"replayed image: not ready\n{served.tail()}"
     healthcheck = image.dockerfile.final.all("HEALTHCHECK")[-1].value
     command = json.loads(healthcheck.split(" CMD ", 1)[1])
 
@@ -232,7 +226,7 @@ def test_healthcheck_command_passes_against_the_running_service(image: ReplayedI
 
 
 def test_entrypoint_stops_cleanly_on_sigterm(served: Served) -> None:
-    assert _wait_ready(served.process, served.port) == 200, f"replayed image: not ready\n{served.tail()}"
+    assert _wait_ready(served) == "ready", f"replayed image: not ready\n{served.tail()}"
 
     served.process.send_signal(signal.SIGTERM)
     code = served.process.wait(timeout=60)

@@ -1,21 +1,18 @@
-"""Shared by the `predict` and `size` command tests: a parser with only those commands, a values file."""
+"""Shared by the `predict` and `size` command tests: the command line in-process, a values file."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import yaml
 
-from loadtest.commands import predict as predict_cli
+from loadtest.__main__ import main
 
 
 def run_cli(argv: list[str]) -> int:
-    """`python -m loadtest <argv>` for the predictor's commands, without importing locust."""
-    parser = argparse.ArgumentParser(prog="python -m loadtest")
-    predict_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """`python -m loadtest <argv>` in this process: only the chosen command's module is imported, so
+    `predict` and `size` never load locust here."""
+    return main(argv)
 
 
 def write_hpa_values(directory: Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from loadtest.load.runner import ProcessCpuSampler
+from loadtest.load.samplers import ProcessCpuSampler
 
 CHILD_CPU_S = 0.3
 # The pi worker stand-in: burns CPU, says so, exits when its parent closes its stdin.

@@ -18,25 +18,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity
 
-from loadtest.autoscaling.spec import (
-    Behavior,
-    Controller,
-    HpaSpec,
-    HpaSpecError,
-    MetricTarget,
+from loadtest.autoscaling.controller import Controller
+from loadtest.autoscaling.replica_calculator import (
     MetricUnavailable,
     PodSample,
     Proposal,
-    ScalingPolicy,
-    ScalingRules,
-    SimulatedPod,
     Tolerances,
-    predict,
     raw_resource_replicas,
     resource_replicas,
-    rps_at,
-    validate_load,
-    windowed_rps_per_pod,
+)
+from loadtest.autoscaling.simulation import SimulatedPod, predict, rps_at, validate_load, windowed_rps_per_pod
+from loadtest.autoscaling.spec import (
+    Behavior,
+    HpaSpec,
+    HpaSpecError,
+    MetricTarget,
+    ScalingPolicy,
+    ScalingRules,
 )
 from loadtest.chart import release
 from tests.loadtest.predict_cli_helpers import run_cli, write_hpa_values
@@ -378,10 +376,32 @@ def test_cpu_limit_and_requests_in_millicores() -> None:
     [
         ("no CPU request", hpa_manifest(), deployment({"memory": "1Gi"}), "no resources.requests.cpu"),
         (
-            "a Pods metric",
+            "a Pods metric without a name",
             hpa_manifest(metrics=[{"type": "Pods", "pods": {}}]),
             deployment({"cpu": "1"}),
-            "type 'Pods'",
+            r"metrics\[0\]\.pods\.metric\.name is missing",
+        ),
+        (
+            "a Pods metric the replay cannot produce",
+            hpa_manifest(
+                metrics=[
+                    {
+                        "type": "Pods",
+                        "pods": {
+                            "metric": {"name": "queue_depth"},
+                            "target": {"type": "AverageValue", "averageValue": "5"},
+                        },
+                    }
+                ]
+            ),
+            deployment({"cpu": "1"}),
+            "metric 'queue_depth'",
+        ),
+        (
+            "an unknown metric type",
+            hpa_manifest(metrics=[{"type": "CheddarCheese"}]),
+            deployment({"cpu": "1"}),
+            "type 'CheddarCheese'",
         ),
         (
             "autoscaling/v1",
@@ -413,7 +433,6 @@ PROD_VALUES = Path(release.ROOT, "values-prod.yaml")
 
 
 @pytest.mark.chart
-@pytest.mark.skipif(not PROD_VALUES.exists(), reason="values-prod.yaml is not written yet")
 def test_spec_from_the_rendered_prod_release() -> None:
     objects = release.render(release.load_values([PROD_VALUES]))
     hpa = release.get(objects, "HorizontalPodAutoscaler")
@@ -673,3 +692,16 @@ def test_predict_command_bad_file_names_the_real_line(
     status = run_cli(argv)
     err = capsys.readouterr().err
     assert (status, message in err) == (2, True), f"{case}: (exit status, message) with stderr {err!r}"
+
+
+def test_spec_from_release_counts_the_container_the_service_targets() -> None:
+    """The service container (its CPU limit, listed first in container_requests) is read from the release:
+    the one the Service targets, even behind a sidecar and under another name."""
+    objects = release.render({"autoscaling": {"enabled": True}, "resources": {"limits": {"cpu": "2"}}})
+    spec = release.workload(objects)["spec"]["template"]["spec"]
+    sidecar = {"name": "proxy", "image": "envoy", "resources": {"requests": {"cpu": "50m"}}}
+    spec["containers"] = [sidecar, {**spec["containers"][0], "name": "server"}]
+    parsed = HpaSpec.from_release(objects)
+    expected = ("server", ["server", "proxy"], 2000)
+    actual = (parsed.main_container, list(parsed.container_requests), parsed.cpu_limit_milli)
+    assert actual == expected, "(main container, containers in order, CPU limit) with a sidecar listed first"

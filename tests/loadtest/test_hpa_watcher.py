@@ -10,8 +10,8 @@ import json
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from kubernetes import client
@@ -21,8 +21,8 @@ from loadtest.autoscaling.watcher import (
     COLUMNS,
     METRICS_SERVER_HINT,
     HpaWatcher,
+    Watched,
     events_row,
-    fullname,
     metrics_api_error,
     new_events,
     parse_hpa,
@@ -31,6 +31,7 @@ from loadtest.autoscaling.watcher import (
     parse_workload,
     problems,
 )
+from loadtest.chart import release as chart_release
 from tests.loadtest.stub_http import serving
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -179,17 +180,41 @@ def test_missing_hpa_and_metrics_server_are_both_reported() -> None:
     assert problems(row) == expected, "problems() of a row without HPA and without metrics-server"
 
 
+HPA_ON = {"autoscaling": {"enabled": True}}
+
+
 @pytest.mark.parametrize(
-    ("release", "expected"),
+    ("release_name", "overrides", "expected_hpa"),
     [
-        ("model-api", "model-api"),
-        ("prod", "prod-model-api"),
-        ("blue-model-api-v2", "blue-model-api-v2"),
-        ("x" * 60, ("x" * 60 + "-model-api")[:63]),
+        ("model-api", {}, "model-api"),
+        ("prod", {}, "prod-model-api"),
+        ("blue-model-api-v2", {}, "blue-model-api-v2"),
+        ("x" * 60, {}, ("x" * 60 + "-model-api")[:63]),
+        ("model-api", {"fullnameOverride": "scorer"}, "scorer"),
+        ("prod", {"nameOverride": "classifier"}, "prod-classifier"),
     ],
 )
-def test_fullname_follows_the_chart_helper(release: str, expected: str) -> None:
-    assert fullname(release) == expected, f"fullname({release!r})"
+def test_watched_names_are_the_rendered_ones(
+    release_name: str, overrides: dict[str, Any], expected_hpa: str
+) -> None:
+    """The HPA's name as the chart renders it, overrides included (rebuilding it from the release name
+    missed fullnameOverride and nameOverride)."""
+    objects = chart_release.render({**HPA_ON, **overrides}, release=release_name)
+    actual = Watched.from_release(objects).hpa_name
+    assert actual == expected_hpa, f"release {release_name!r} with {overrides}: the watched HPA"
+
+
+@pytest.mark.parametrize("overrides", [{}, {"fullnameOverride": "scorer"}, {"nameOverride": "classifier"}])
+def test_watched_pod_selector_selects_the_rendered_pods_only(overrides: dict[str, Any]) -> None:
+    objects = chart_release.render({**HPA_ON, **overrides})
+    selector = dict(pair.split("=", 1) for pair in Watched.from_release(objects).pod_selector.split(","))
+    pod_labels = chart_release.workload(objects)["spec"]["template"]["metadata"]["labels"]
+    expected = (True, {"app.kubernetes.io/instance"})
+    actual = (
+        selector.items() <= pod_labels.items(),
+        {key for key in selector if key == "app.kubernetes.io/instance"},
+    )
+    assert actual == expected, f"{overrides}: selector {selector} against pod labels {pod_labels}"
 
 
 # --- HpaWatcher.sample() through the real client against recorded answers -----------------------------------
@@ -207,11 +232,16 @@ ROUTES = {
 class RecordedApi(BaseHTTPRequestHandler):
     """Answers GETs with the recorded object for the path; Status objects carry their own code."""
 
-    routes: dict[str, str] = ROUTES
+    routes: dict[str, str | dict[str, Any]] = ROUTES  # a file under recorded/, or the object itself
+    queries: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
-        name = self.routes.get(urlparse(self.path).path)
-        body = recorded(name) if name else {"kind": "Status", "code": 404, "message": f"no route {self.path}"}
+        url = urlparse(self.path)
+        self.queries.append(url.query)
+        answer = self.routes.get(url.path)
+        body = recorded(answer) if isinstance(answer, str) else answer
+        if not body:
+            body = {"kind": "Status", "code": 404, "message": f"no route {self.path}"}
         payload = json.dumps(body).encode()
         self.send_response(body.get("code", 200) if body.get("kind") == "Status" else 200)
         self.send_header("Content-Type", "application/json")
@@ -230,9 +260,14 @@ def api_server() -> Iterator[ThreadingHTTPServer]:
 
 
 def watcher_for(server: ThreadingHTTPServer) -> HpaWatcher:
+    watched = Watched.from_release(chart_release.render(HPA_ON))
+    return HpaWatcher(api_client_for(server), NAMESPACE, "model-api", watched)
+
+
+def api_client_for(server: ThreadingHTTPServer) -> client.ApiClient:
     configuration = client.Configuration()
     configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
-    return HpaWatcher(client.ApiClient(configuration), NAMESPACE, "model-api")
+    return client.ApiClient(configuration)
 
 
 def test_sample_row_from_the_api(api_server: ThreadingHTTPServer) -> None:
@@ -260,3 +295,50 @@ def test_sample_reports_a_missing_hpa(
     expected = (False, True)
     actual = (row["hpa_found"], "not found for release 'model-api'" in (row["hpa_error"] or ""))
     assert actual == expected, f"(hpa_found, hpa_error names the release) in {row['hpa_error']!r}"
+
+
+def test_discover_reads_the_installed_names_from_the_api(
+    api_server: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run --watch-hpa --release R` knows only R: the HPA is found by Helm's instance label and the pods by
+    the selector of the workload it scales, so a fullnameOverride install is watched by its real names."""
+    objects = chart_release.render({**HPA_ON, "fullnameOverride": "scorer"})
+    hpa = chart_release.get(objects, "HorizontalPodAutoscaler")
+    routes = {
+        f"/apis/autoscaling/v2/namespaces/{NAMESPACE}/horizontalpodautoscalers": {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscalerList",
+            "items": [hpa],
+        },
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/scorer": chart_release.workload(objects),
+    }
+    monkeypatch.setattr(RecordedApi, "routes", routes)
+    monkeypatch.setattr(RecordedApi, "queries", [])
+    watched = hpa_watcher.discover(api_client_for(api_server), NAMESPACE, "model-api")
+    expected = (Watched.from_release(objects), {"labelSelector": ["app.kubernetes.io/instance=model-api"]})
+    actual = (watched, parse_qs(RecordedApi.queries[0]))
+    assert actual == expected, "(names discovered, the HPA list's query)"
+
+
+def test_discover_without_an_hpa_says_so_in_the_row(
+    api_server: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routes = {
+        f"/apis/autoscaling/v2/namespaces/{NAMESPACE}/horizontalpodautoscalers": {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscalerList",
+            "items": [],
+        },
+        **{path: name for path, name in ROUTES.items() if "horizontalpodautoscalers" not in path},
+    }
+    monkeypatch.setattr(RecordedApi, "routes", routes)
+    api_client = api_client_for(api_server)
+    watched = hpa_watcher.discover(api_client, NAMESPACE, "blue")
+    row = HpaWatcher(api_client, NAMESPACE, "blue", watched).sample()
+    expected = (None, False, True)
+    actual = (
+        watched.hpa_name,
+        row["hpa_found"],
+        "no HPA labelled app.kubernetes.io/instance=blue" in row["hpa_error"],
+    )
+    assert actual == expected, f"(hpa name, hpa_found, hpa_error names the label) in {row['hpa_error']!r}"

@@ -8,26 +8,25 @@ class exercised); one against a stub that answers a wrong species, which must co
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from kubernetes import client
 
-from loadtest.cluster import helm as cluster
+from loadtest.cluster.proxy import ServiceProxy
+from loadtest.probe import wait_until
 from tests.loadtest import loadtest_process
 from tests.loadtest.loadtest_process import LoadRun
 from tests.loadtest.stub_http import serving
@@ -90,15 +89,28 @@ def test_headless_run_against_the_service(service_url: str, tmp_path: Path) -> N
     assert summary["verdicts"]["requests"] == expected_requests, "summary.json verdicts.requests vs endpoints"
 
 
-class WrongSpeciesHandler(BaseHTTPRequestHandler):
-    """Answers every classify request with a real but wrong species (the next class of the known row)."""
+class ReadyStub(BaseHTTPRequestHandler):
+    """Passes the run's pre-load check as the service would (/readyz 200, /v1/models lists iris); what it
+    answers to the load is each subclass's `answer_load`."""
+
+    load_requests: ClassVar[list[str]] = []  # paths of the load's requests, in arrival order
 
     def do_GET(self) -> None:
-        query = {key: float(values[0]) for key, values in parse_qs(urlparse(self.path).query).items()}
-        features = (query["sl"], query["sw"], query["pl"], query["pw"])
-        species = next(label for row, label in KNOWN_ROWS if row == features)
-        body = json.dumps({"species": SPECIES[(species + 1) % len(SPECIES)]}).encode()
-        self.send_response(200)
+        path = urlparse(self.path).path
+        if path == "/readyz":
+            self.reply({"status": "ready"})
+        elif path == "/v1/models":
+            self.reply({"models": ["iris"]})
+        else:
+            self.load_requests.append(path)
+            self.answer_load()
+
+    def answer_load(self) -> None:
+        self.reply({"error": "this stub serves no load"}, status=503)
+
+    def reply(self, payload: Any, status: int = 200) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -108,31 +120,114 @@ class WrongSpeciesHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def wrong_species_url() -> Iterator[str]:
+class WrongSpeciesHandler(ReadyStub):
+    """Answers every classify request with a real but wrong species (the next class of the known row)."""
+
+    def answer_load(self) -> None:
+        query = {key: float(values[0]) for key, values in parse_qs(urlparse(self.path).query).items()}
+        features = (query["sl"], query["sw"], query["pl"], query["pw"])
+        species = next(label for row, label in KNOWN_ROWS if row == features)
+        self.reply({"species": SPECIES[(species + 1) % len(SPECIES)]})
+
+
+@pytest.fixture(scope="module")
+def wrong_species_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoadRun, Path]:
+    """One classify run against a stub that answers a wrong species: (the run, its report directory)."""
+    out = tmp_path_factory.mktemp("wrong-species")
+    options = ("--user", "classify", "--shape", "soak", "--users", "1", "--duration", "3")
     with serving(WrongSpeciesHandler) as server:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        run = run_loadtest(f"http://127.0.0.1:{server.server_address[1]}", out, *options)
+    return run, next(out.iterdir())
 
 
 @pytest.mark.slow
-def test_a_wrong_species_is_a_failure(wrong_species_url: str, tmp_path: Path) -> None:
-    finished, summary, _ = run_loadtest(
-        wrong_species_url,
-        tmp_path,
-        "--user",
-        "classify",
-        "--shape",
-        "soak",
-        "--users",
-        "1",
-        "--duration",
-        "3",
-    )
+def test_a_wrong_species_is_a_failure(wrong_species_run: tuple[LoadRun, Path]) -> None:
+    (finished, summary, _), _ = wrong_species_run
     classify = next(e for e in summary["endpoints"] if e["name"] == "/api/v01/classify")
     assert classify["requests"] > 0, "the stub received no request"
     assert classify["failures"] == classify["requests"], "every wrong species must count as a failure"
     assert finished.returncode == 1, "a run with failures must exit 1"
     assert any("expected species" in e["error"] for e in summary["errors"]), f"errors: {summary['errors']}"
+
+
+@pytest.mark.slow
+def test_failure_reasons_are_listed_with_their_counts(wrong_species_run: tuple[LoadRun, Path]) -> None:
+    """The report and the console name why requests failed and how often (locust groups them)."""
+    (finished, summary, _), report = wrong_species_run
+    classify = next(e for e in summary["endpoints"] if e["name"] == "/api/v01/classify")
+    table = report.joinpath("report.md").read_text().split("## Failures by reason", 1)[-1].split("##", 1)[0]
+    counted = sum(
+        int(line.split("|")[1]) for line in table.splitlines() if line.startswith("| ") and "species" in line
+    )
+    expected = (classify["failures"], True, True)
+    actual = (
+        counted,
+        "failures by reason" in finished.stdout,
+        "expected species" in finished.stdout,
+    )
+    assert actual == expected, (
+        f"(failures in report.md's reasons, console heading, console reason); {finished.stdout[-1500:]!r}"
+    )
+
+
+def test_a_host_that_does_not_answer_fails_fast_naming_it(tmp_path: Path) -> None:
+    """Issue 9.8: a dead host is named with the error after a few seconds of readiness retries, before any
+    load (the step shape would otherwise run for a minute of connection failures)."""
+    host = "http://127.0.0.1:1"
+    command = [
+        sys.executable,
+        "-m",
+        "loadtest",
+        "run",
+        "--host",
+        host,
+        "--out",
+        str(tmp_path),
+        "--shape",
+        "step",
+    ]
+    finished = subprocess.run(command, cwd=loadtest_process.ROOT, capture_output=True, text=True, timeout=50)
+    lines = finished.stderr.splitlines()
+    expected = (1, [True], [])
+    actual = (
+        finished.returncode,
+        [
+            line.startswith(f"error: {host} is not ready") and "ConnectionRefusedError" in line
+            for line in lines
+        ],
+        list(tmp_path.iterdir()),
+    )
+    assert actual == expected, f"(exit status, stderr names host and error, report files); stderr {lines}"
+
+
+@pytest.mark.slow
+def test_v2_users_request_the_model_the_service_serves(tmp_path: Path) -> None:
+    """config.modelName is a chart value: a service serving `flowers` gets no request for `iris`."""
+    log = tmp_path / "server.log"
+    env = {"MODEL_API_LOG_LEVEL": "warning", "MODEL_API_API_KEY": "", "MODEL_API_MODEL_NAME": "flowers"}
+    with ServerProcess(env, log) as server:
+        server.wait_until("/readyz", 200, timeout=30)
+        finished, summary, _ = run_loadtest(
+            server.url(""),
+            tmp_path / "out",
+            "--user",
+            "v2",
+            "--shape",
+            "soak",
+            "--users",
+            "1",
+            "--duration",
+            "3",
+        )
+        server.terminate()
+    infer = {e["name"]: e["failures"] for e in summary["endpoints"] if "infer" in e["name"]}
+    expected = (0, True, 0)
+    actual = (
+        finished.returncode,
+        bool(infer) and all(name.startswith("/v2/models/flowers/infer") for name in infer),
+        sum(infer.values()),
+    )
+    assert actual == expected, f"(exit, every infer asks for flowers, failures): {infer}; {summary['errors']}"
 
 
 # ---- the checks themselves, on hand-made bodies ----
@@ -203,7 +298,7 @@ def test_check_pi(body: Any, ndigits: int, problem: str | None) -> None:
     )
 
 
-# ---- the relay a cluster run travels by (loadtest.cluster.ServiceProxy), against a stand-in API server ----
+# ---- the relay a cluster run travels by (loadtest.cluster.proxy), against a stand-in API server ----
 
 SERVICE_PATH = "/api/v1/namespaces/load/services/model-api:http/proxy"
 
@@ -252,7 +347,7 @@ def fetch(url: str, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
 
 
 def test_service_proxy_relays_path_body_and_credentials(api_client: client.ApiClient) -> None:
-    with cluster.ServiceProxy(api_client, SERVICE_PATH) as url:
+    with ServiceProxy(api_client, SERVICE_PATH) as url:
         get_status, got = fetch(url + "/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2")
         post_status, posted = fetch(url + "/v2/models/iris/infer", body=b'{"inputs": []}')
     expected_get = {
@@ -272,7 +367,7 @@ def test_service_proxy_answers_502_when_the_api_server_is_down() -> None:
     configuration = client.Configuration()
     configuration.host = "http://127.0.0.1:9"  # discard port: nothing listens
     with (
-        cluster.ServiceProxy(client.ApiClient(configuration), SERVICE_PATH, timeout=2) as url,
+        ServiceProxy(client.ApiClient(configuration), SERVICE_PATH, timeout=2) as url,
         pytest.raises(urllib.error.HTTPError) as caught,
     ):
         fetch(url + "/readyz")
@@ -291,15 +386,25 @@ def test_a_host_that_is_not_a_base_url_is_one_clear_error(host: str, tmp_path: P
     assert actual == expected, "(exit status, stderr lines, report files) of a run with a bad --host"
 
 
+class SilentLoadHandler(ReadyStub):
+    """Ready, and then never answers a load request (until the test lets it go)."""
+
+    release = threading.Event()
+
+    def answer_load(self) -> None:
+        self.release.wait(RUN_TIMEOUT_S)
+
+
 def test_a_run_where_no_request_completes_fails(tmp_path: Path) -> None:
-    """A server that accepts connections and never answers: the run still ends at its duration, and it is
-    a failed run (exit 1, said on stderr), not a clean 0 requests / 0 failures."""
-    with contextlib.closing(socket.socket()) as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(64)  # connections complete in the kernel's backlog; nothing ever reads them
-        host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    """A server that passes the readiness check and never answers the load: the run still ends at its
+    duration, and it is a failed run (exit 1, said on stderr), not a clean 0 requests / 0 failures."""
+    with serving(SilentLoadHandler) as server:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
         options = ("--shape", "soak", "--users", "2", "--duration", "2")
-        finished, summary, _ = run_loadtest(host, tmp_path, *options)
+        try:
+            finished, summary, _ = run_loadtest(host, tmp_path, *options)
+        finally:
+            SilentLoadHandler.release.set()
     expected = (1, 0, True)
     actual = (
         finished.returncode,
@@ -309,10 +414,18 @@ def test_a_run_where_no_request_completes_fails(tmp_path: Path) -> None:
     assert actual == expected, f"(exit status, requests, stderr message); stderr {finished.stderr[-2000:]!r}"
 
 
-def test_ctrl_c_stops_the_load_and_still_writes_the_report(tmp_path: Path) -> None:
+@pytest.fixture
+def ready_stub() -> Iterator[str]:
+    """A host that passes the pre-load check, then answers the load 503 (failures that do not matter)."""
+    ReadyStub.load_requests.clear()
+    with serving(ReadyStub) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_ctrl_c_stops_the_load_and_still_writes_the_report(ready_stub: str, tmp_path: Path) -> None:
     """SIGINT in the middle of a 60 s shape: the load stops, the run so far is reported (with a note), the
-    exit status is 130, and there is no traceback."""
-    host = "http://127.0.0.1:9"  # nothing listens: the requests fail, which does not matter here
+    exit status is 130, and there is no traceback. The signal goes once the load has reached the host."""
+    host = ready_stub
     command = [sys.executable, "-m", "loadtest", "run", "--host", host, "--out", str(tmp_path),
                "--shape", "soak", "--users", "1", "--duration", "60"]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"}
@@ -329,7 +442,7 @@ def test_ctrl_c_stops_the_load_and_still_writes_the_report(tmp_path: Path) -> No
     try:
         assert process.stdout is not None
         process.stdout.readline()  # the run's first line: the load is about to start
-        time.sleep(3)
+        wait_until(lambda: ReadyStub.load_requests, timeout=30, what="the load's first request")
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
     finally:

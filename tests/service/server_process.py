@@ -1,13 +1,17 @@
-"""A real `model-api serve` process on a free loopback port, for tests that need sockets and signals."""
+"""A real `model-api serve` process on a free loopback port, for tests that need sockets and signals.
+
+`ServerProcess` is `LocalPod.serve` (loadtest/chart/localpod.py, the one wrapper for the service as a local
+process) with the service tests' conveniences: its own process group only when asked (`own_group`), its
+output to a pipe the test reads when asked (`pipe_output`), JSON requests, /metrics values, the processes
+it started, AssertionError with the server's log when something does not happen, and a kill when the
+block ends (a test that wants a graceful stop calls terminate()).
+"""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
-import signal
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,37 +20,29 @@ from typing import Any
 import orjson
 import psutil
 
-from loadtest.chart.localpod import free_port
+from loadtest.chart.localpod import LocalPod, LocalPodError, resolve_executable, serve_arguments
+from loadtest.probe import WaitTimeout, wait_until
 
-MODEL_API = Path(sys.executable).parent / "model-api"
+MODEL_API = Path(resolve_executable("model-api"))  # the console script the server runs
 
 
-class ServerProcess:
+class ServerProcess(LocalPod):
     def __init__(
         self, env: dict[str, str], log_path: Path, *, own_group: bool = False, pipe_output: bool = False
     ) -> None:
-        self.port = free_port()
+        super().__init__(*serve_arguments(env), log_path=log_path)
         self.own_group = own_group  # its own process group (and session), which a test may signal whole
+        self.new_session = own_group
         self.pipe_output = (
             pipe_output  # stdout and stderr to one pipe (process.stdout) the test reads, or not
         )
-        self.log_path = log_path
-        self.env = {**os.environ, **env, "MODEL_API_HOST": "127.0.0.1", "MODEL_API_PORT": str(self.port)}
-        self.process: subprocess.Popen | None = None
+
+    def _output_stream(self) -> Any:
+        return subprocess.PIPE if self.pipe_output else super()._output_stream()
 
     def start(self) -> ServerProcess:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [str(MODEL_API), "serve"],
-                env=self.env,
-                stdout=subprocess.PIPE if self.pipe_output else log,
-                stderr=subprocess.STDOUT if self.pipe_output else log,
-                start_new_session=self.own_group,
-            )
+        super().start()
         return self
-
-    def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
 
     def get(
         self, path: str, *, headers: dict[str, str] | None = None, timeout: float = 10
@@ -75,22 +71,11 @@ class ServerProcess:
             return status, raw.decode(errors="replace")
 
     def wait_until(self, path: str, status: int, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        last: Any = "no answer"
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}: {self.log()}")
-            try:
-                last = self.get(path, timeout=1)
-                if last[0] == status:
-                    return
-            except OSError as error:
-                last = error
-            time.sleep(0.05)
-        raise AssertionError(
-            f"{path} did not answer {status} within {timeout}s (last: {last}); log: {self.log()}"
-        )
+        """GET `path` answers `status` (loadtest.probe's wait); AssertionError with the log otherwise."""
+        try:
+            self.wait_for(self.url(path), status, timeout)
+        except LocalPodError as error:
+            raise AssertionError(str(error)) from None
 
     def metric(self, name: str) -> float | None:
         """The value of an unlabelled sample on /metrics; None when it is not exported."""
@@ -99,14 +84,12 @@ class ServerProcess:
         return float(match.group(1)) if match else None
 
     def wait_for_metric(self, name: str, value: float, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            last = self.metric(name)
-            if last == value:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"{name} did not reach {value} within {timeout} s (last: {last}): {self.log()}")
+        try:
+            wait_until(lambda: self.metric(name) == value, timeout=timeout, interval=0.02, what=name)
+        except WaitTimeout:
+            raise AssertionError(
+                f"{name} did not reach {value} within {timeout} s (last: {self.metric(name)}): {self.log()}"
+            ) from None
 
     def children(self) -> list[psutil.Process]:
         """Every process the server started (pi worker, multiprocessing's resource tracker), recursively."""
@@ -114,37 +97,30 @@ class ServerProcess:
         return psutil.Process(self.process.pid).children(recursive=True)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.output()
 
     def terminate(self, timeout: float = 30) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            return super().terminate(timeout)
+        except TimeoutError:
             raise AssertionError(f"server ignored SIGTERM for {timeout}s; log: {self.log()}") from None
 
     def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        self.kill()
+        self.close()
 
 
 def still_running(processes: list[psutil.Process], timeout: float = 30) -> list[psutil.Process]:
     """Those of `processes` still running once all have exited or `timeout` has passed (zombies are gone:
     an orphan may wait a moment for its new parent to reap it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        running = [p for p in processes if _running(p)]
-        if not running or time.monotonic() >= deadline:
-            return running
-        time.sleep(0.05)
+    with contextlib.suppress(WaitTimeout):
+        wait_until(
+            lambda: not [p for p in processes if _running(p)], timeout=timeout, what="the processes' exit"
+        )
+    return [p for p in processes if _running(p)]
 
 
 def _running(process: psutil.Process) -> bool:
