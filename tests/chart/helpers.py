@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from loadtest.chart import kube_schema, release
+from loadtest.chart import kube_schema, localpod, release
 from tests.chart import crd_schemas
 
 crd_schemas.register()  # custom resources are checked against their published CRD schemas
@@ -252,6 +252,20 @@ def secret_files(
             target.write_text(data[item["key"]])
         mounts[mount["mountPath"]] = directory
     return mounts
+
+
+def secret_file_overrides(objects: list[Manifest], root: Path, external_value: str) -> dict[str, str]:
+    """The kubelet's part for the service container's Secret volumes (the API key file): write their files
+    under `root` (a Secret the release does not render, such as an apiKey.existingSecret that only a
+    cluster has, holds `external_value`) and point the env at them."""
+    spec, container = pod_spec(workload(objects)), main_container(objects)
+    external = {
+        v["secret"]["secretName"]: {item["key"]: external_value for item in v["secret"].get("items") or []}
+        for v in spec.get("volumes") or []
+        if "secret" in v
+    }
+    mounts = secret_files(objects, spec, container, root, external)
+    return localized(localpod.container_env(objects, container), mounts)
 
 
 def localized(env: Mapping[str, str], mounts: Mapping[str, Path]) -> dict[str, str]:

@@ -42,16 +42,8 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> int:
 
 
 def secret_file_overrides(objects: list[helpers.Manifest], root: Path) -> dict[str, str]:
-    """The kubelet's part for the Secret volumes (the API key file): write their files under `root` (an
-    apiKey.existingSecret, which only a cluster has, holds TEST_API_KEY) and point the env at them."""
-    spec, container = helpers.pod_spec(helpers.workload(objects)), helpers.main_container(objects)
-    external = {
-        v["secret"]["secretName"]: {item["key"]: TEST_API_KEY for item in v["secret"].get("items") or []}
-        for v in spec.get("volumes") or []
-        if "secret" in v
-    }
-    mounts = helpers.secret_files(objects, spec, container, root, external)
-    return helpers.localized(localpod.container_env(objects, container), mounts)
+    """helpers.secret_file_overrides with TEST_API_KEY in an apiKey.existingSecret."""
+    return helpers.secret_file_overrides(objects, root, TEST_API_KEY)
 
 
 def prestop_seconds(objects: list[helpers.Manifest]) -> int:

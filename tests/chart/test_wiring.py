@@ -8,6 +8,7 @@ Most broken installs are here: each object is schema-valid on its own, and the r
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -150,11 +151,13 @@ def test_config_map_holds_only_settings_the_service_reads(objects: list[Manifest
         pytest.fail(f"ConfigMap/{helpers.FULLNAME}: data: the service would refuse to start: {error}")
 
 
-def test_kubelet_built_environment_is_valid_settings(objects: list[Manifest]) -> None:
+def test_kubelet_built_environment_is_valid_settings(objects: list[Manifest], tmp_path: Path) -> None:
     """With service links on, the kubelet adds <SERVICE>_PORT=tcp://... for every Service: a Service named
-    model-api would feed MODEL_API_PORT=tcp://... to the service unless the pod turns links off."""
+    model-api would feed MODEL_API_PORT=tcp://... to the service unless the pod turns links off. The Secret
+    files (the API key) are written as the kubelet mounts them, since the service reads them at start."""
     container = helpers.main_container(objects)
-    env = localpod.container_env(objects, container, {"MODEL_API_API_KEY": "external"})
+    mounted = helpers.secret_file_overrides(objects, tmp_path, "external")
+    env = localpod.container_env(objects, container, mounted)
     if helpers.workload(objects)["spec"]["template"]["spec"].get("enableServiceLinks", True):
         env = {**localpod.service_link_env(objects), **env}
     try:
