@@ -20,7 +20,7 @@ COPY service/ service/
 
 # The image's venv: the service and its runtime closure only, every version pinned by the constraints file.
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir -c service/constraints.txt .
+    && /opt/venv/bin/pip install --no-cache-dir -c service/constraints.txt '.[batch]'
 
 # A throwaway venv with the training extras (scikit-learn, skl2onnx, onnx, scipy…): it writes the model
 # into the image venv's package (the service's default MODEL_PATH) and is never copied to the runtime stage,

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml service/constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ required"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c service/constraints.txt -e '.[train,dev]'
+	$(BIN)/python -m pip install --quiet -c service/constraints.txt -e '.[train,dev,batch]'
 	touch $@
 
 $(MODEL): $(STAMP) service/model_api/train.py
@@ -36,6 +36,8 @@ bench: setup
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || echo "wrk unavailable: the service bench falls back to locust"
 	$(BIN)/python -m tests.bench.service_bench
 	$(BIN)/python -m tests.bench.render_bench
+	$(BIN)/python -m tests.bench.fetch_bench
+	$(BIN)/python -m tests.bench.batch_bench
 
 lint: setup
 	$(BIN)/ruff check service loadtest tests .github/scripts

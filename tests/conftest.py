@@ -11,6 +11,9 @@ import pytest
 # load tests run locust in subprocesses instead.
 os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")
 
+# Real S3 and HTTP servers on loopback (`s3_server`, `flaky_http`), for the service, chart and batch tests.
+pytest_plugins = ["tests.servers.fixtures"]
+
 
 @functools.cache
 def cluster_unreachable_reason() -> str | None:

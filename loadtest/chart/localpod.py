@@ -400,3 +400,22 @@ class LocalPod:
         if self._captured is None:
             self._captured = self.output()
             self._log.close()
+
+
+def container_process(
+    objects: Iterable[Mapping[str, Any]],
+    container: Mapping[str, Any],
+    mounts: Mapping[str, Path],
+    env_overrides: Mapping[str, str] | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, env) to run a rendered run-to-completion container (an init container, a Job's) locally: its
+    command and env as the kubelet builds them, paths inside its volume mounts pointed at `mounts`
+    (from `volumes.LocalVolumes.mounts`), `env_overrides` on top."""
+    from loadtest.chart.volumes import localize_all
+
+    rendered = [*container.get("command", []), *container.get("args", [])]
+    if not rendered:
+        raise LocalPodError(f"container {container['name']}: no command or args rendered")
+    env = localize_all(container_env(objects, container, env_overrides), mounts)
+    env.update({k: os.environ[k] for k in INHERITED_ENV if k in os.environ and k not in env})
+    return [resolve_executable(rendered[0]), *localize_all(rendered[1:], mounts)], env

@@ -13,17 +13,18 @@ Environment (read when this module is imported; `python -m loadtest run` overrid
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from locust import FastHttpUser, constant, constant_throughput, tag, task
-from locust.exception import StopUser
 
 API_KEY_ENV = "MODEL_API_API_KEY"
-MODELS_PATH = "/v1/models"  # KServe V1's model list: {"models": ["<config.modelName>"]}
 SPECIES = ("Iris setosa", "Iris versicolor", "Iris virginica")
 PI_PREFIX = "3.14159"
 PROBABILITY_TOLERANCE = 1e-3
@@ -126,13 +127,6 @@ def check_v2_infer(body: Any, expected: Sequence[int]) -> str | None:
     return None
 
 
-def check_models(body: Any) -> str | None:
-    models = body.get("models") if isinstance(body, dict) else None
-    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
-        return f"v1 models: expected a non-empty 'models' list of names, got {str(body)[:120]!r}"
-    return None
-
-
 def check_pi(body: Any, ndigits: int) -> str | None:
     """`pi` starts 3.14159 (as far as it goes) and has exactly `ndigits` digits after the point."""
     pi = body.get("pi") if isinstance(body, dict) else None
@@ -148,23 +142,99 @@ def check_pi(body: Any, ndigits: int) -> str | None:
     return None
 
 
-def judge(response: Any, check: Check) -> bool:
-    """Mark a catch_response response: a non-200 status, a non-JSON body or a wrong answer is a failure.
-    True when the response was right."""
+@dataclass(frozen=True)
+class ModelPlan:
+    """What a V2 user needs of the served model: its name and its signature (V2 metadata tensors)."""
+
+    name: str
+    inputs: tuple[dict[str, Any], ...]
+    outputs: tuple[dict[str, Any], ...]
+    iris: bool  # the iris classifier: known rows with known classes can be checked exactly
+
+
+_PLANS: dict[str, ModelPlan] = {}
+
+
+def model_plan(host: str, headers: Mapping[str, str], timeout: float = 10.0) -> ModelPlan:
+    """The served model's plan, read once per host: GET /v1/models for the name, then its V2 metadata.
+    Read outside locust's client so that the set-up requests are not counted as load."""
+    plan = _PLANS.get(host)
+    if plan is None:
+        name = _get_json(f"{host}/v1/models", headers, timeout)["models"][0]
+        metadata = _get_json(f"{host}/v2/models/{name}", headers, timeout)
+        inputs, outputs = tuple(metadata["inputs"]), tuple(metadata["outputs"])
+        iris = (
+            len(inputs) == 1
+            and inputs[0]["shape"] in ([-1, 4], [1, 4])
+            and inputs[0]["datatype"] in ("FP32", "FP64")
+            and tuple(metadata.get("parameters", {}).get("class_names", ())) == SPECIES
+            and {o["name"] for o in outputs} >= {"label", "probabilities"}
+        )
+        plan = _PLANS[host] = ModelPlan(name, inputs, outputs, iris)
+    return plan
+
+
+def _get_json(url: str, headers: Mapping[str, str], timeout: float) -> Any:
+    request = urllib.request.Request(url, headers=dict(headers))
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def random_tensor(spec: Mapping[str, Any], rows: int) -> dict[str, Any]:
+    """A V2 JSON tensor for an input of the metadata: `rows` rows, other dynamic dimensions 1."""
+    shape = [
+        rows if i == 0 and dim == -1 else (1 if dim == -1 else dim) for i, dim in enumerate(spec["shape"])
+    ]
+    count = math.prod(shape)
+    datatype = spec["datatype"]
+    if datatype == "BYTES":
+        data: list[Any] = [random.choice("abc") for _ in range(count)]
+    elif datatype == "BOOL":
+        data = [random.random() < 0.5 for _ in range(count)]
+    elif datatype.startswith(("INT", "UINT")):
+        data = [random.randint(0, 3) for _ in range(count)]
+    else:
+        data = [round(random.gauss(0.0, 1.0), 4) for _ in range(count)]
+    return {"name": spec["name"], "shape": shape, "datatype": datatype, "data": data}
+
+
+def check_v2_outputs(body: Any, outputs: Sequence[Mapping[str, Any]], rows: int) -> str | None:
+    """Any model's V2 response: every output of its metadata, with its datatype, `rows` rows and as many
+    values as its shape says."""
+    if not isinstance(body, dict) or not isinstance(body.get("outputs"), list):
+        return f"v2 infer: no 'outputs' list in {str(body)[:120]!r}"
+    for spec in outputs:
+        got = _v2_output(body, spec["name"])
+        if got is None:
+            return f"v2 infer: output {spec['name']!r} missing"
+        shape = got.get("shape")
+        if got.get("datatype") != spec["datatype"] or not shape or shape[0] != rows:
+            return (
+                f"v2 infer: output {spec['name']!r} is {got.get('datatype')} {shape}, "
+                f"expected {spec['datatype']} [{rows}, ...]"
+            )
+        if len(got.get("data", [])) != math.prod(shape):
+            return (
+                f"v2 infer: output {spec['name']!r} has {len(got.get('data', []))} values for shape {shape}"
+            )
+    return None
+
+
+def judge(response: Any, check: Check) -> None:
+    """Mark a catch_response response: a non-200 status, a non-JSON body or a wrong answer is a failure."""
     if response.status_code != 200:
         response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
-        return False
+        return
     try:
         body = response.json()
     except ValueError:
         response.failure(f"response is not JSON: {(response.text or '')[:200]!r}")
-        return False
+        return
     problem = check(body)
     if problem:
         response.failure(problem)
-        return False
-    response.success()
-    return True
+    else:
+        response.success()
 
 
 # ---- users ----
@@ -199,51 +269,48 @@ class ClassifyUser(ApiUser):
 
 
 class V2InferUser(ApiUser):
-    """Open Inference Protocol V2: POST /v2/models/<model>/infer with one row and with batches."""
+    """Open Inference Protocol V2: POST /v2/models/<name>/infer with one row and with batches.
+
+    The request is built from the served model's signature (its V2 metadata, read once per host when the
+    user starts): known iris rows with their expected classes for the iris model, random rows of the right
+    names, datatypes and shapes for any other model, whose answers are checked against its outputs.
+    """
 
     batch_rows = int(env_number("LOADTEST_BATCH_ROWS", 16, minimum=1, integer=True))
-    # The model the target serves (its config.modelName). `python -m loadtest run` reads it before the load
-    # (loadtest/load/target.py); under plain `locust -f`, the first user to start asks GET /v1/models.
-    model_name: str | None = None
+    model: ModelPlan | None = None
 
     def on_start(self) -> None:
-        if self.model_name is None:
-            type(self).model_name = self._served_model_name()
+        self.model = model_plan((self.host or "").rstrip("/"), self.default_headers)
 
-    def _served_model_name(self) -> str:
-        """The first model the target lists; StopUser (after a recorded failure) when it lists none."""
-        with self.client.get(MODELS_PATH, name=MODELS_PATH, catch_response=True) as response:
-            if judge(response, check_models):
-                return str(response.json()["models"][0])
-        raise StopUser()
-
-    def _infer(self, rows: int, name: str) -> None:
-        sample = random.choices(KNOWN_ROWS, k=rows)
-        payload = {
-            "inputs": [
-                {
-                    "name": "input",
-                    "shape": [rows, 4],
-                    "datatype": "FP32",
-                    "data": [value for features, _ in sample for value in features],
-                }
-            ]
-        }
-        expected = [species for _, species in sample]
+    def _infer(self, rows: int, label: str) -> None:
+        model = self.model
+        assert model is not None
+        if model.iris:
+            sample = random.choices(KNOWN_ROWS, k=rows)
+            tensor = {"name": model.inputs[0]["name"], "shape": [rows, 4], "datatype": "FP32"}
+            payload = {
+                "inputs": [{**tensor, "data": [value for features, _ in sample for value in features]}]
+            }
+            expected = [species for _, species in sample]
+            check: Check = lambda body: check_v2_infer(body, expected)  # noqa: E731
+        else:
+            payload = {"inputs": [random_tensor(spec, rows) for spec in model.inputs]}
+            check = lambda body: check_v2_outputs(body, model.outputs, rows)  # noqa: E731
         with self.client.post(
-            f"/v2/models/{self.model_name}/infer", json=payload, name=name, catch_response=True
-        ) as response:
-            judge(response, lambda body: check_v2_infer(body, expected))
+            f"/v2/models/{model.name}/infer", json=payload, name=f"/v2/models/{model.name}/infer [{label}]",
+            catch_response=True,
+        ) as response:  # fmt: skip
+            judge(response, check)
 
     @tag("v2", "infer")
     @task(3)
     def infer_one_row(self) -> None:
-        self._infer(1, f"/v2/models/{self.model_name}/infer [1 row]")
+        self._infer(1, "1 row")
 
     @tag("v2", "infer", "batch")
     @task
     def infer_batch(self) -> None:
-        self._infer(self.batch_rows, f"/v2/models/{self.model_name}/infer [batch]")
+        self._infer(self.batch_rows, "batch")
 
 
 class PiUser(ApiUser):

@@ -166,7 +166,7 @@ class App:
                     _requested_version(path[len(prefix) + len(name) :]) if prefix == "/v2/models/" else None
                 )
                 if version is not None:
-                    served = self.state.require_model().metadata  # 503 while the model is not loaded
+                    served = self.state.require_model().info  # 503 while the model is not loaded
                     assert served is not None
                     return NotFound(
                         f"model {name!r} has no version {version[:64]!r}; "
@@ -188,8 +188,9 @@ class App:
 
 def create_app(settings: Settings) -> App:
     """Everything is built here, nothing at import time; the model loads at lifespan startup."""
-    state = ServiceState(settings=settings, model=OnnxModel(settings.model_path, settings.model_name))
-    routes: dict[str, Route] = {}
+    model = OnnxModel(settings.model_path, settings.model_name, version=settings.model_version)
+    state = ServiceState(settings=settings, model=model)
+    routes = state.routes
     for module in _ROUTE_MODULES:
         routes.update(module.routes(state))
     access_log = AccessLog(settings.log_format) if settings.log_level in ("debug", "info") else None

@@ -35,8 +35,17 @@ def _setting(default: Any, help: str, *, choices: tuple[str, ...] = (), minimum:
 class Settings:
     host: str = _setting("0.0.0.0", "Address to bind.")
     port: int = _setting(8080, "TCP port to listen on (PORT is honoured too when this is unset).", minimum=1)
-    model_path: Path = _setting(DEFAULT_MODEL_PATH, "ONNX model artifact to load at start.")
+    model_path: Path = _setting(
+        DEFAULT_MODEL_PATH,
+        "Model to load at start: an .onnx file, or a directory with model.onnx and an optional "
+        "model-settings.json.",
+    )
     model_name: str = _setting("iris", "Model name served under /v1/models/<name> and /v2/models/<name>.")
+    model_version: str | None = _setting(
+        None,
+        "Model version reported by /v2/models/<name> and the X-Model-Version header of every prediction "
+        "(the chart sets it from model.version); unset: model-settings.json's version, else 1.",
+    )
     log_level: str = _setting("info", "Log level.", choices=LOG_LEVELS)
     log_format: str = _setting(
         "json", "Log format: JSON lines (with request id) or plain text.", choices=LOG_FORMATS
@@ -169,7 +178,7 @@ def _parse(name: str, raw: str, type_name: Any, meta: Mapping[str, Any]) -> Any:
         raise SettingsError(f"{name}={raw!r} must be a finite number")
     if meta["minimum"] is not None and isinstance(value, int | float) and value < meta["minimum"]:
         raise SettingsError(f"{name}={raw!r} must be >= {meta['minimum']}")
-    if name == env_name("model_name") and not _URL_SAFE_NAME.fullmatch(value):
+    if name in (env_name("model_name"), env_name("model_version")) and not _URL_SAFE_NAME.fullmatch(value):
         raise SettingsError(
             f"{name}={raw!r} must be letters, digits, '.', '_' or '-' (it appears in URL paths)"
         )

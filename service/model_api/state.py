@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from model_api import metrics
-from model_api.errors import NotReady
-from model_api.model import OnnxModel, Prediction
+from model_api.errors import ApiError, NotReady, Unprocessable
+from model_api.http import Handler, Request, Response, Route
+from model_api.model import Model, ModelInputError
 from model_api.pi_worker import PiWorker
 from model_api.settings import Settings
 
@@ -25,13 +26,17 @@ T = TypeVar("T")
 @dataclass
 class ServiceState:
     settings: Settings
-    model: OnnxModel
+    model: Model
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-api-worker")
     )
     pi: PiWorker = field(default_factory=PiWorker)
     shutting_down: bool = False
+    routes: dict[str, Route] = field(default_factory=dict)  # the app's route table (for /openapi.json)
+    version_header: tuple[tuple[bytes, bytes], ...] = ()  # X-Model-Version, once the model is loaded
     _predictions: metrics.PredictionCounter | None = None
+    _label_output: str | None = None
+    _n_classes: int = 0
 
     @property
     def ready(self) -> bool:
@@ -45,9 +50,14 @@ class ServiceState:
     def load_model(self) -> bool:
         loaded = self.model.load()
         if loaded:
-            assert self.model.metadata is not None
-            self._predictions = metrics.PredictionCounter(self.model.metadata.class_names)
-            metrics.MODEL_INFO.labels(self.model.name, self.model.metadata.version).set(1)
+            info = self.model.info
+            assert info is not None
+            if info.classes is not None:  # the predictions-by-class metric is for classifiers only
+                self._predictions = metrics.PredictionCounter(info.classes.names)
+                self._label_output = info.classes.label_output
+                self._n_classes = len(info.classes.names)
+            self.version_header = ((b"x-model-version", info.version.encode()),)
+            metrics.MODEL_INFO.labels(self.model.name, info.version).set(1)
             metrics.MODEL_LOAD_SECONDS.set(self.model.load_seconds or 0.0)
         self._update_ready_gauge()
         return loaded
@@ -57,20 +67,50 @@ class ServiceState:
         self.shutting_down = True
         self._update_ready_gauge()
 
-    def require_model(self) -> OnnxModel:
+    def require_model(self) -> Model:
         if not self.model.ready:
             raise NotReady(self.not_ready_reason())
         return self.model
 
-    async def predict(self, batch: np.ndarray) -> Prediction:
+    async def predict(
+        self, inputs: dict[str, np.ndarray], outputs: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The model's outputs (all, or those named) for validated inputs; classes are counted."""
         model = self.require_model()
-        if len(batch) <= INLINE_PREDICT_ROWS:
-            prediction = model.predict(batch)
-        else:
-            prediction = await self.run_in_thread(model.predict, batch)
-        assert self._predictions is not None
-        self._predictions.add(prediction.labels)
-        return prediction
+        label = self._label_output
+        if outputs is not None and label is not None and label not in outputs:
+            outputs = [*outputs, label]  # counted even when the client did not ask for it
+        first = next(iter(inputs.values()), None)
+        rows = first.shape[0] if first is not None and first.ndim else 1
+        try:
+            if rows <= INLINE_PREDICT_ROWS:
+                result = model.predict(inputs, outputs)
+            else:
+                result = await self.run_in_thread(model.predict, inputs, outputs)
+        except ModelInputError as exc:
+            raise Unprocessable(f"model {model.name!r} cannot run on these inputs: {exc}") from None
+        if self._predictions is not None:
+            labels = result[label]
+            if len(labels) != 1 or not 0 <= labels[0] < self._n_classes:
+                # Class indices the declared class names do not cover (a settings mismatch) are not counted.
+                labels = labels[(labels >= 0) & (labels < self._n_classes)]
+            self._predictions.add(labels)
+        return result
+
+    def versioned(self, handler: Handler) -> Handler:
+        """A prediction route's handler whose every answer, refusals included, carries X-Model-Version
+        (the canary rehearsal attributes traffic and errors to a version by it)."""
+
+        async def handle(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except ApiError as error:
+                error.headers += self.version_header
+                raise
+            response.headers += self.version_header
+            return response
+
+        return handle
 
     async def run_in_thread(self, function: Callable[..., T], *args: Any) -> T:
         """Run work that releases the GIL (onnxruntime) on a thread, keeping the event loop free."""

@@ -1,7 +1,7 @@
 """Train the iris classifier and export it as an ONNX artifact with its metadata.
 
-Training needs scikit-learn, skl2onnx and onnx (the `train` extra); the serving path never imports this
-module, so the service starts with onnxruntime and numpy only.
+Training needs scikit-learn, skl2onnx and onnx (the `train` extra). Serving never imports this module
+(a test holds it to that): the service starts with onnxruntime and numpy only.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 
 from model_api import __version__
+from model_api.package import INPUT_NAME, atomic_write
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 CLASS_NAMES = ("Iris setosa", "Iris versicolor", "Iris virginica")
 SEED = 20240501
 MODEL_NAME = "iris"
-INPUT_NAME = "input"
 
 
 def train(out: Path, *, name: str = MODEL_NAME, version: str = __version__) -> dict[str, str]:
@@ -67,9 +67,7 @@ def train(out: Path, *, name: str = MODEL_NAME, version: str = __version__) -> d
     onnx.checker.check_model(model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(model.SerializeToString())
-    tmp.replace(out)  # atomic: a server starting concurrently never reads half a file
+    atomic_write(out, model.SerializeToString())  # a server starting concurrently never reads half a file
     return metadata
 
 

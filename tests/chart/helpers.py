@@ -11,7 +11,6 @@ accept it". Renders are cached per values set: most tests share a few.
 
 from __future__ import annotations
 
-import base64
 import copy
 import functools
 import json
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.chart import kube_schema, localpod, release
+from loadtest.chart.volumes import LocalVolumes, moved_env
 from tests.chart import crd_schemas
 
 crd_schemas.register()  # custom resources are checked against their published CRD schemas
@@ -219,60 +219,17 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
     return True
 
 
-def secret_files(
-    objects: Iterable[Manifest],
-    spec: Mapping[str, Any],
-    container: Mapping[str, Any],
-    root: Path,
-    external: Mapping[str, Mapping[str, str]] | None = None,
-) -> dict[str, Path]:
-    """Write the files of the container's Secret volume mounts under `root`, as the kubelet would (only the
-    listed `items`, else every key), and return {mountPath: local directory}. A Secret the release does not
-    render comes from `external` ({name: {key: value}}); LookupError names one found in neither."""
-    volumes = {v["name"]: v for v in spec.get("volumes") or []}
-    mounts: dict[str, Path] = {}
-    for mount in container.get("volumeMounts") or []:
-        source = (volumes.get(mount["name"]) or {}).get("secret")
-        if source is None:
-            continue
-        name = source["secretName"]
-        rendered = [o for o in find(objects, "Secret", name) if not is_hook(o)]
-        if rendered:
-            data = {k: base64.b64decode(v).decode() for k, v in (rendered[0].get("data") or {}).items()}
-            data.update(rendered[0].get("stringData") or {})
-        elif external and name in external:
-            data = dict(external[name])
-        else:
-            raise LookupError(f"volumes[{mount['name']}].secret: Secret/{name} is neither rendered nor given")
-        items = source.get("items") or [{"key": key, "path": key} for key in data]
-        directory = root / mount["mountPath"].lstrip("/")
-        for item in items:
-            target = directory / item["path"]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(data[item["key"]])
-        mounts[mount["mountPath"]] = directory
-    return mounts
-
-
 def secret_file_overrides(objects: list[Manifest], root: Path, external_value: str) -> dict[str, str]:
-    """The kubelet's part for the service container's Secret volumes (the API key file): write their files
-    under `root` (a Secret the release does not render, such as an apiKey.existingSecret that only a
-    cluster has, holds `external_value`) and point the env at them."""
+    """The kubelet's part for the service container's Secret volumes (the API key file): made under `root` (a
+    Secret the release does not render, such as an apiKey.existingSecret that only a cluster has, holds
+    `external_value`) and the env pointed at them (loadtest/chart/volumes.py)."""
     spec, container = pod_spec(workload(objects)), main_container(objects)
     external = {
         v["secret"]["secretName"]: {item["key"]: external_value for item in v["secret"].get("items") or []}
         for v in spec.get("volumes") or []
         if "secret" in v
     }
-    mounts = secret_files(objects, spec, container, root, external)
-    return localized(localpod.container_env(objects, container), mounts)
-
-
-def localized(env: Mapping[str, str], mounts: Mapping[str, Path]) -> dict[str, str]:
-    """The env entries whose value is a path inside one of `mounts`, pointed at the local copy."""
-    return {
-        name: str(local / Path(value).relative_to(mount_path))
-        for name, value in env.items()
-        for mount_path, local in mounts.items()
-        if value == mount_path or value.startswith(mount_path.rstrip("/") + "/")
-    }
+    secret_volumes = {v["name"] for v in spec.get("volumes") or [] if "secret" in v}
+    secret_mounts = [m for m in container.get("volumeMounts") or [] if m["name"] in secret_volumes]
+    mounts = LocalVolumes(objects, spec, root, external).mounts({**container, "volumeMounts": secret_mounts})
+    return moved_env(localpod.container_env(objects, container), mounts)

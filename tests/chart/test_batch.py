@@ -17,7 +17,15 @@ from tests.chart.test_policy import POD_CHECKS
 
 JOB_TEMPLATE = "templates/batch-job.yaml"
 CRON_TEMPLATE = "templates/batch-cronjob.yaml"
-BATCH = {"batch": {"enabled": True, "input": "s3://data/iris.csv", "output": "s3://data/scored/"}}
+INPUT_SHA256 = "b" * 64
+BATCH = {
+    "batch": {
+        "enabled": True,
+        "input": "s3://data/iris.csv",
+        "inputSha256": INPUT_SHA256,
+        "output": "s3://data/scored/",
+    }
+}
 NIGHTLY = merge_values(BATCH, {"batch": {"schedule": "0 2 * * *", "timeZone": "Europe/Berlin"}})
 MODEL = {"model": {"uri": "s3://models/iris/model.onnx", "sha256": "a" * 64, "version": "7"}}
 TIMEZONES = helpers.CHART_DIR / "templates" / "_timezones.tpl"
@@ -83,7 +91,8 @@ def test_job_runs_model_api_batch_once_per_index() -> None:
         "Never",
         [
             "model-api", "batch", "--input", "s3://data/iris.csv", "--output", "s3://data/scored/",
-            "--shard-count", "6", "--input-format", "csv", "--batch-rows", "500", "--max-error-rate", "0.01",
+            "--shard-count", "6", "--input-format", "csv", "--input-sha256", INPUT_SHA256,
+            "--batch-rows", "500", "--max-error-rate", "0.01",
         ],
     )  # fmt: skip
     assert actual == expected, "Job: spec.template.spec restartPolicy / containers[0].command"
@@ -176,7 +185,13 @@ def test_job_name_follows_its_spec() -> None:
 
 REFUSED = [
     ("no input", {"batch": {"enabled": True, "output": "s3://o/"}}, "batch.input"),
-    ("no output", {"batch": {"enabled": True, "input": "s3://i.csv"}}, "batch.output"),
+    ("no output", {"batch": {"enabled": True, "input": "/data/i.csv"}}, "batch.output"),
+    (
+        "remote input without a digest",
+        merge_values(BATCH, {"batch": {"inputSha256": ""}}),
+        "batch.inputSha256 is required",
+    ),
+    ("plain http input", merge_values(BATCH, {"batch": {"input": "http://data/i.csv"}}), "plain http"),
     (
         "maxFailedIndexes above completions",
         merge_values(BATCH, {"batch": {"shards": 2, "maxFailedIndexes": 3}}),
@@ -206,6 +221,13 @@ def test_validate_values_refuses_what_the_api_server_would(
     assert named in str(refused.value), f"{case}: the refusal does not name {named}: {refused.value}"
 
 
+def test_an_unverified_remote_input_is_an_explicit_choice() -> None:
+    values = merge_values(BATCH, {"batch": {"inputSha256": "", "allowUnverifiedInput": True}})
+    command = helpers.pod_spec(job(values))["containers"][0]["command"]
+    actual = ("--allow-unverified" in command, "--input-sha256" in command)
+    assert actual == (True, False), f"Job: containers[0].command {command}"
+
+
 def test_names_at_the_limits_are_accepted() -> None:
     cron = cron_job(merge_values(NIGHTLY, {"fullnameOverride": "a" * 46}))
     indexed = job(merge_values(BATCH, {"fullnameOverride": "a" * 46, "batch": {"shards": 10}}))
@@ -221,6 +243,7 @@ def test_names_at_the_limits_are_accepted() -> None:
         ("/batch/concurrencyPolicy", merge_values(NIGHTLY, {"batch": {"concurrencyPolicy": "Sometimes"}})),
         ("/batch/schedule", merge_values(BATCH, {"batch": {"schedule": "every night"}})),
         ("/batch/inputFormat", merge_values(BATCH, {"batch": {"inputFormat": "xlsx"}})),
+        ("/batch/inputSha256", merge_values(BATCH, {"batch": {"inputSha256": "abc"}})),
         ("/batch", {"batch": {"enabled": True, "unknown": 1}}),
     ],
 )

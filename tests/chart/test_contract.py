@@ -269,8 +269,8 @@ def test_secret_files_are_written_as_the_kubelet_mounts_them(tmp_path: Path) -> 
     objects = helpers.render({"apiKey": {"value": "dev-key"}})
     overrides = secret_file_overrides(objects, tmp_path)
     path = Path(overrides["MODEL_API_API_KEY_FILE"])
-    actual = (path.relative_to(tmp_path).as_posix(), path.read_text())
-    assert actual == ("var/run/secrets/model-api/api-key", "dev-key")
+    actual = (path.parent.parent == tmp_path, path.name, path.read_text())
+    assert actual == (True, "api-key", "dev-key")
 
 
 def test_local_pod_port_and_probe_urls() -> None:

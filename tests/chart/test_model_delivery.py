@@ -68,6 +68,21 @@ def test_no_model_source_means_no_init_container_and_no_model_env() -> None:
 # --- model.uri: the fetch init container ---------------------------------------------------------------
 
 
+# The default bounds of every wait (model.fetch): a stalled download fails the pod, never hangs it.
+BOUNDS = [
+    "--connect-timeout",
+    "10",
+    "--read-timeout",
+    "30",
+    "--deadline",
+    "600",
+    "--retries",
+    "4",
+    "--backoff",
+    "1",
+]
+
+
 def test_uri_adds_the_fetch_init_container_with_the_services_image() -> None:
     objects = render({"model": S3, "image": {"tag": "1.2.3"}})
     fetch, main = fetch_container(objects), helpers.main_container(objects)
@@ -82,7 +97,17 @@ def test_uri_adds_the_fetch_init_container_with_the_services_image() -> None:
     expected = {
         "image": main["image"],
         "imagePullPolicy": main["imagePullPolicy"],
-        "command": ["model-api", "fetch", "--uri", S3["uri"], "--sha256", DIGEST, "--dest", MODEL_DIR],
+        "command": [
+            "model-api",
+            "fetch",
+            "--uri",
+            S3["uri"],
+            "--sha256",
+            DIGEST,
+            "--dest",
+            MODEL_DIR,
+            *BOUNDS,
+        ],
         "securityContext": main["securityContext"],
         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
         "volumeMounts": {"tmp": ("/tmp", False), "cache": (MODEL_DIR, False)},

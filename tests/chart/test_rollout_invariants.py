@@ -107,7 +107,15 @@ SHAPES: dict[str, tuple[tuple[str, ...], dict[str, Any], list[tuple[str, dict[st
     ),
     "gatewayAPI, a batch Job beside the slots": (
         (),
-        {**GATEWAY, "batch": {"enabled": True, "input": "s3://data/iris.csv", "output": "s3://data/scored/"}},
+        {
+            **GATEWAY,
+            "batch": {
+                "enabled": True,
+                "input": "s3://data/iris.csv",
+                "allowUnverifiedInput": True,
+                "output": "s3://data/scored/",
+            },
+        },
         SEQUENCE,
     ),
     "ingressNginx, prod values": (("values-prod.yaml",), {**NGINX_INGRESS, **FORCED_MONITOR}, SEQUENCE),

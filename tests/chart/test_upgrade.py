@@ -114,7 +114,14 @@ def test_a_new_chart_version_alone_does_not_roll_the_pods(kind: str) -> None:
 
 # --- batch: a Job's pod template cannot change, so a new spec must be a new Job --------------------------
 
-BATCH = {"batch": {"enabled": True, "input": "s3://data/2026-11-28.csv", "output": "s3://data/scored/"}}
+BATCH = {
+    "batch": {
+        "enabled": True,
+        "input": "s3://data/2026-11-28.csv",
+        "allowUnverifiedInput": True,
+        "output": "s3://data/scored/",
+    }
+}
 
 
 def patched(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

@@ -598,7 +598,12 @@ def test_helm_test_hook_runs_to_completion_and_can_run_again(objects: list[Manif
 # --- batch pods stay out of everything that serves -------------------------------------------------------
 
 EVERYTHING_ON = {
-    "batch": {"enabled": True, "input": "s3://data/iris.csv", "output": "s3://data/scored/"},
+    "batch": {
+        "enabled": True,
+        "input": "s3://data/iris.csv",
+        "allowUnverifiedInput": True,
+        "output": "s3://data/scored/",
+    },
     "autoscaling": {"enabled": True},
     "pdb": {"enabled": True},
     "networkPolicy": {"enabled": True},  # its ingress admits the chart's clients by a pod label

@@ -1,14 +1,21 @@
-"""Bad input: every case is a 4xx with {"error": ...} naming the problem, never a 5xx."""
+"""Bad input: every case is a 4xx with {"error": ...} naming the problem, never a 5xx.
+
+The seed, routing and JSON cases run against the iris model; the tensor cases run against every example
+model (iris, the diabetes regressor, the two-input model without metadata), derived from its valid request.
+"""
 
 from __future__ import annotations
 
+import copy
 import warnings
+from collections.abc import Callable
 from typing import NamedTuple
 
 import orjson
 import pytest
 
 from tests.service.asgi_client import AsgiClient
+from tests.service.conftest import ServedModel
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 INFER = "/v2/models/iris/infer"
@@ -89,19 +96,12 @@ CASES = {
     ),
     # Open Inference Protocol V2
     "v2 no inputs": Case("POST", INFER, b"{}", 400, "'inputs'"),
-    "v2 two inputs": Case("POST", INFER, orjson.dumps({"inputs": [{}, {}]}), 400, "exactly one tensor"),
-    "v2 wrong input name": Case("POST", INFER, tensor(name="x"), 400, "inputs[0].name"),
-    "v2 BYTES datatype": Case("POST", INFER, tensor(datatype="BYTES"), 400, "'BYTES' is not supported"),
-    "v2 BOOL datatype": Case("POST", INFER, tensor(datatype="BOOL"), 400, "'BOOL' is not supported"),
+    "v2 two inputs": Case("POST", INFER, orjson.dumps({"inputs": [{}, {}]}), 400, "exactly 1 tensor"),
+    "v2 BOOL datatype": Case("POST", INFER, tensor(datatype="BOOL"), 400, "'BOOL' is not accepted by input"),
     "v2 shape 1-d": Case("POST", INFER, tensor(shape=[4]), 400, "shape must be [N, 4]"),
-    "v2 shape wrong width": Case("POST", INFER, tensor(shape=[1, 5], data=[1, 2, 3, 4, 5]), 400, "shape"),
-    "v2 shape zero rows": Case("POST", INFER, tensor(shape=[0, 4], data=[]), 400, "N >= 1"),
     "v2 shape floats": Case("POST", INFER, tensor(shape=[1.0, 4]), 400, "shape"),
     "v2 data count mismatch": Case("POST", INFER, tensor(shape=[2, 4]), 400, "needs 8"),
-    "v2 nested rows mismatch": Case("POST", INFER, tensor(shape=[2, 4], data=[ROW]), 400, "needs 2"),
-    "v2 nested ragged": Case("POST", INFER, tensor(shape=[2, 4], data=[ROW, [1, 2]]), 400, "data[1]"),
     "v2 string data": Case("POST", INFER, tensor(data=[1, 2, "x", 4]), 400, "'x'"),
-    "v2 bool data": Case("POST", INFER, tensor(data=[1, 2, False, 4]), 400, "False"),
     "v2 missing data": Case(
         "POST",
         INFER,
@@ -115,19 +115,6 @@ CASES = {
     ),
     "v2 UINT8 negative": Case(
         "POST", INFER, tensor(datatype="UINT8", data=[1, -1, 3, 4]), 400, "out of range for UINT8"
-    ),
-    "v2 FP64 beyond float32": Case(
-        "POST", INFER, tensor(datatype="FP64", data=[1e300, 1, 2, 3]), 422, "not finite"
-    ),
-    "v2 too many rows": Case(
-        "POST", INFER, tensor(shape=[10_001, 4], data=ROW * 10_001), 422, "MAX_ROWS=10000"
-    ),
-    "v2 unknown output": Case(
-        "POST",
-        INFER,
-        orjson.dumps({"inputs": orjson.loads(tensor())["inputs"], "outputs": [{"name": "x"}]}),
-        400,
-        "'x' is not an output",
     ),
     "v2 id not a string": Case("POST", INFER, orjson.dumps({**orjson.loads(tensor()), "id": 5}), 400, "'id'"),
     "v2 unknown field": Case(
@@ -191,4 +178,144 @@ def test_fp32_value_beyond_float32_is_refused_without_a_numpy_warning(client: As
         warnings.simplefilter("error")
         result = client.post(INFER, body=tensor(data=[1e39, 3.5, 1.4, 0.2]))
 
-    assert (result.status, "not finite in float32" in result.json()["error"]) == (422, True), result.body
+    assert (result.status, "not finite in FP32" in result.json()["error"]) == (422, True), result.body
+
+
+# ---- tensor cases for every example model, derived from its valid request -------------------------------
+
+Body = list[dict]  # the request's inputs; a case edits a deep copy
+TensorCase = Callable[[Body], tuple[dict, int, str]]  # inputs → (request body, status, mention)
+
+
+def _first(edit: Callable[[dict], None], status: int, mention: str) -> TensorCase:
+    """A case that edits the first input (a float tensor [N, width] in every example model)."""
+
+    def case(inputs: Body) -> tuple[dict, int, str]:
+        edit(inputs[0])
+        return {"inputs": inputs}, status, mention
+
+    return case
+
+
+def _rows(tensor: dict, rows: int, value: object = 1.0) -> None:
+    width = tensor["shape"][1]
+    tensor["shape"], tensor["data"] = [rows, width], [[value] * width for _ in range(rows)]
+
+
+def _set(**fields: object) -> Callable[[dict], None]:
+    return lambda tensor: tensor.update(fields)
+
+
+def _integers(datatype: str, first: object) -> Callable[[dict], None]:
+    """The tensor as integers of `datatype`, its first value replaced by `first`."""
+
+    def edit(tensor: dict) -> None:
+        tensor["datatype"] = datatype
+        tensor["data"] = [[int(v) for v in row] for row in tensor["data"]]
+        tensor["data"][0][0] = first
+
+    return edit
+
+
+def _one_value(value: object) -> Callable[[dict], None]:
+    return lambda tensor: tensor["data"][0].__setitem__(0, value)
+
+
+TENSOR_CASES: dict[str, TensorCase] = {
+    "unknown input name": _first(_set(name="nope"), 400, "'nope' is not an input of model"),
+    "missing input": lambda inputs: ({"inputs": inputs[1:]}, 400, "exactly"),
+    "extra input": lambda inputs: ({"inputs": [*inputs, inputs[0]]}, 400, "exactly"),
+    "BYTES for a float input": _first(_set(datatype="BYTES"), 400, "'BYTES' is not accepted by input"),
+    "unknown datatype": _first(_set(datatype="FP8"), 400, "'FP8' is not accepted"),
+    "datatype not a string": _first(_set(datatype=3), 400, "not accepted"),
+    "datatype a list": _first(_set(datatype=[]), 400, "not accepted"),
+    "rank 1 shape": _first(lambda t: t.update(shape=[t["shape"][1]]), 400, "shape must be [N, "),
+    "wrong width": _first(lambda t: t.update(shape=[2, t["shape"][1] + 1]), 400, "shape must be [N, "),
+    "zero rows": _first(_set(shape=[0, 1], data=[]), 400, "every dimension >= 1"),
+    "shape not a list": _first(_set(shape="2x4"), 400, "shape must be"),
+    "element count": _first(lambda t: t.update(shape=[3, t["shape"][1]]), 400, "needs 3"),
+    "flat count": _first(
+        lambda t: t.update(data=[v for row in t["data"] for v in row][1:]), 400, "values, shape"
+    ),
+    "ragged row": _first(lambda t: t["data"][1].pop(), 400, "inputs[0].data[1] must be a list of"),
+    "string element": _first(_one_value("1.5"), 400, "must hold only numbers for input"),
+    "bool element": _first(_one_value(True), 400, "found True"),
+    "null element": _first(_one_value(None), 400, "found None"),
+    "non-finite in float32": _first(_one_value(1e39), 422, "not finite in FP32"),
+    "FP64 beyond float32": _first(
+        lambda t: (t.update(datatype="FP64"), _one_value(1e300)(t)), 422, "not finite"
+    ),
+    "integer overflow": _first(_integers("INT8", 300), 400, "out of range for INT8"),
+    "float in an integer tensor": _first(_integers("INT32", 2.5), 400, "must hold only integers"),
+    "too many rows": _first(lambda t: _rows(t, 10_001), 422, "MAX_ROWS=10000"),
+    "no data": _first(lambda t: t.pop("data"), 400, "needs 'data'"),
+    "unknown tensor field": _first(_set(extra=1), 400, "unknown field 'extra' in inputs[0]"),
+    "unknown output": lambda inputs: (
+        {"inputs": inputs, "outputs": [{"name": "nope"}]},
+        400,
+        "'nope' is not an output",
+    ),
+    "output twice": lambda inputs: ({"inputs": inputs, "outputs": [{"name": "?"}] * 2}, 400, "not an output"),
+    "binary size without bytes": _first(
+        lambda t: (t.pop("data"), t.update(parameters={"binary_data_size": 8})), 400, "binary bytes are left"
+    ),
+}
+
+
+@pytest.mark.parametrize("make_case", TENSOR_CASES.values(), ids=TENSOR_CASES.keys())
+def test_bad_tensor_is_a_4xx_naming_the_input_and_problem(
+    served: tuple[ServedModel, AsgiClient], make_case: TensorCase
+) -> None:
+    model, client = served
+    body, status, mentions = make_case(copy.deepcopy(model.inputs))
+
+    result = client.post(model.infer, json=body)
+
+    error = result.json().get("error", "")
+    assert result.status == status, f"{model.name}: status {result.status}, body {result.body[:300]!r}"
+    assert mentions in error, f"{model.name}: error message {error!r}"
+
+
+def test_two_inputs_model_refuses_what_does_not_fit_its_string_input(example_models, make_app) -> None:
+    model = example_models["two_inputs"]
+    client = AsgiClient(make_app(model_path=model.path, model_name=model.name))
+    x, category = model.inputs
+    cases = {
+        "number in a string input": ([x, {**category, "data": [[1], ["b"]]}], 400, "must hold only strings"),
+        "FP32 for a string input": ([x, {**category, "datatype": "FP32"}], 400, "use one of BYTES"),
+        "input twice": ([x, x], 400, "'x' is given twice"),
+        "rows disagree": (
+            [x, {**category, "shape": [3, 1], "data": [["a"], ["b"], ["c"]]}],
+            400,
+            "same number of rows; got 'x' 2, 'category' 3",
+        ),
+    }
+    for name, (inputs, status, mentions) in cases.items():
+        result = client.post(model.infer, json={"inputs": inputs})
+
+        assert (result.status, mentions in result.json()["error"]) == (status, True), (
+            f"{name}: {result.body!r}"
+        )
+
+
+def test_kserve_v1_refuses_a_multi_input_model_naming_its_inputs(example_models, make_app) -> None:
+    model = example_models["two_inputs"]
+    client = AsgiClient(make_app(model_path=model.path, model_name=model.name))
+
+    result = client.post(model.predict, json={"instances": [[1.0, 2.0, 3.0]]})
+
+    assert result.status == 404, result.body
+    assert "one input; model 'two_inputs' takes 2 (x, category)" in result.json()["error"]
+
+
+@pytest.mark.parametrize("model_name", ["diabetes", "two_inputs"])
+def test_seed_classify_is_404_naming_why_for_a_model_it_does_not_fit(
+    example_models, make_app, model_name
+) -> None:
+    model = example_models[model_name]
+    client = AsgiClient(make_app(model_path=model.path, model_name=model.name))
+
+    result = client.get(f"{CLASSIFY}?sl=5.1&sw=3.5&pl=1.4&pw=0.2")
+
+    assert result.status == 404, result.body
+    assert result.json()["error"].startswith(f"/api/v01/classify does not fit model {model_name!r}: it needs")

@@ -76,3 +76,58 @@ def test_model_info_load_time_ready_and_in_flight_are_exported(client: AsgiClien
     assert samples[("model_api_model_load_seconds", ())] > 0.0, "model load seconds"
     assert samples[("model_api_model_ready", ())] == 1.0, "model ready gauge"
     assert samples[("model_api_requests_in_flight", ())] == 0.0, "nothing in flight between requests"
+
+
+def test_a_regressor_counts_no_predictions_by_class(diabetes, make_app) -> None:
+    client = AsgiClient(make_app(model_path=diabetes.directory, model_name="diabetes"))
+    before = scrape(client)
+    result = client.post("/v1/models/diabetes:predict", json={"instances": diabetes.rows[:3].tolist()})
+    after = scrape(client)
+
+    counted = "model_api_predictions_total"
+    changed = {key for key in after if key[0] == counted and after[key] != before.get(key)}
+    assert (result.status, changed) == (200, set())
+
+
+def test_predictions_are_counted_when_only_probabilities_are_asked_for(client: AsgiClient) -> None:
+    body = {
+        "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [6.7, 3.0, 5.2, 2.3]}],
+        "outputs": [{"name": "probabilities"}],
+    }
+    before = scrape(client)
+    outputs = client.post("/v2/models/iris/infer", json=body).json()["outputs"]
+    after = scrape(client)
+
+    assert [o["name"] for o in outputs] == ["probabilities"], "only the requested output is returned"
+    assert delta(before, after, "model_api_predictions_total", class_name="Iris virginica") == 1.0
+
+
+def test_class_indices_beyond_the_declared_names_are_answered_but_not_counted(make_app, tmp_path) -> None:
+    import json
+
+    import numpy as np
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_wine()
+    classifier = LogisticRegression(max_iter=5000).fit(data.data, data.target)
+    (tmp_path / "model.onnx").write_bytes(
+        to_onnx(classifier, data.data[:1].astype(np.float32)).SerializeToString()
+    )
+    (tmp_path / "model-settings.json").write_text(
+        json.dumps({"class_names": ["first", "second"]})
+    )  # 3 classes
+    client = AsgiClient(make_app(model_path=tmp_path, model_name="wine"))
+    rows = data.data[[0, 70, 140]].tolist()  # one row of each class: 0, 1, 2
+    before = scrape(client)
+
+    result = client.post("/v1/models/wine:predict", json={"instances": rows})
+
+    after = scrape(client)
+    counted = {
+        name: delta(before, after, "model_api_predictions_total", class_name=name)
+        for name in ("first", "second")
+    }
+    assert (result.status, result.json()["predictions"]) == (200, [0, 1, 2]), result.body
+    assert counted == {"first": 1.0, "second": 1.0}

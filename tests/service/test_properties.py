@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.service.asgi_client import AsgiClient
+from tests.service.conftest import ServedModel
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 json_values = st.recursive(
@@ -34,20 +35,57 @@ finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 rows = st.lists(st.lists(finite, min_size=4, max_size=4), min_size=1, max_size=20)
 
 
+def _mutated(model: ServedModel) -> st.SearchStrategy:
+    """The model's valid request with one field of one tensor replaced by anything."""
+    return st.tuples(
+        st.integers(0, len(model.inputs) - 1),
+        st.sampled_from(["name", "shape", "datatype", "data"]),
+        json_values,
+    ).map(lambda edit: [{**t, edit[1]: edit[2]} if i == edit[0] else t for i, t in enumerate(model.inputs)])
+
+
 @FAST
-@given(
-    body=json_values
-    | st.fixed_dictionaries({"inputs": st.lists(tensor_like, max_size=2)})
-    | st.binary(max_size=64)
-)
-def test_any_body_to_infer_or_predict_is_never_a_server_error(client: AsgiClient, body: object) -> None:
+@given(data=st.data())
+def test_any_body_to_infer_or_predict_is_never_a_server_error(
+    served: tuple[ServedModel, AsgiClient], data: st.DataObject
+) -> None:
+    model, client = served
+    body = data.draw(
+        json_values
+        | st.fixed_dictionaries({"inputs": st.lists(tensor_like, max_size=2)})
+        | st.fixed_dictionaries({"inputs": _mutated(model)})
+        | st.binary(max_size=64)
+    )
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()  # stdlib: big ints too
-    for path in ("/v2/models/iris/infer", "/v1/models/iris:predict"):
+    for path in (model.infer, model.predict):
         result = client.request("POST", path, body=raw)
 
-        assert result.status < 500, f"{path} {raw[:200]!r} -> {result.status} {result.body!r}"
+        assert result.status < 500, f"{model.name} {path} {raw[:200]!r} -> {result.status} {result.body!r}"
         if result.status >= 400:
             assert orjson.loads(result.body)["error"], f"{path}: error message"
+
+
+@FAST
+@given(data=st.data())
+def test_valid_inputs_always_get_every_output_with_one_row_each(
+    served: tuple[ServedModel, AsgiClient], data: st.DataObject
+) -> None:
+    model, client = served
+    n = data.draw(st.integers(1, 20), label="rows")
+    inputs = []
+    for tensor in model.inputs:
+        width = tensor["shape"][1]
+        element = st.text(max_size=3) if tensor["datatype"] == "BYTES" else finite
+        rows = data.draw(st.lists(st.lists(element, min_size=width, max_size=width), min_size=n, max_size=n))
+        inputs.append({**tensor, "shape": [n, width], "data": rows})
+
+    result = client.post(model.infer, json={"inputs": inputs})
+
+    assert result.status == 200, result.body
+    metadata = client.get(f"/v2/models/{model.name}").json()
+    outputs = result.json()["outputs"]
+    assert [o["name"] for o in outputs] == [o["name"] for o in metadata["outputs"]]
+    assert all(o["shape"][0] == n for o in outputs), outputs
 
 
 @FAST

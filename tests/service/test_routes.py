@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import orjson
 import pytest
 from model_api import __version__
 from model_api.train import CLASS_NAMES, FEATURES
 
 from tests.service.asgi_client import AsgiClient
+from tests.service.conftest import ServedModel
 
 # One typical flower per class (from the iris data set), with its expected class index.
 FLOWERS = [
@@ -151,19 +153,6 @@ def test_v2_infer_without_id_has_no_id(client: AsgiClient) -> None:
     assert "id" not in body
 
 
-def test_openapi_lists_every_route(client: AsgiClient) -> None:
-    app = client.app
-    expected = sorted(app.routes)
-
-    document = client.get("/openapi.json").json()
-    # The versioned V2 routes are documented with a {version} parameter; the app serves the model's own.
-    paths = {path.replace("{version}", __version__): item for path, item in document["paths"].items()}
-
-    assert sorted(paths) == expected
-    for path, route in app.routes.items():
-        assert sorted(m.upper() for m in paths[path]) == list(route.allowed), f"openapi methods of {path}"
-
-
 def test_docs_is_a_self_contained_html_page(client: AsgiClient) -> None:
     result = client.get("/docs")
 
@@ -263,3 +252,156 @@ def test_kserve_v1_client_liveness_and_model_list(client: AsgiClient, path: str,
     result = client.get(path)
 
     assert (result.status, result.json()) == (200, expected), path
+
+
+# ---- every example model: metadata, predictions, version header, OpenAPI -----------------------------
+
+
+def test_every_prediction_response_carries_the_model_version(served: tuple[ServedModel, AsgiClient]) -> None:
+    model, client = served
+    version = client.get(f"/v2/models/{model.name}").json()["versions"][0]
+    responses = {"v2": client.post(model.infer, json={"inputs": model.inputs})}
+    if len(model.inputs) == 1:
+        responses["v1"] = client.post(model.predict, json={"instances": model.inputs[0]["data"]})
+    if model.name == "iris":
+        responses["classify"] = client.get("/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2")
+    refused = {  # a canary's errors are attributed to its version too
+        "v2 refused": client.post(model.infer, json={"inputs": []}),
+        "v1 refused": client.post(model.predict, json={}),
+        "classify refused": client.get("/api/v01/classify?sl=x"),
+    }
+
+    headers = {route: (r.status, r.headers.get("x-model-version")) for route, r in responses.items()}
+    refusals = {route: (r.status >= 400, r.headers.get("x-model-version")) for route, r in refused.items()}
+
+    assert headers == {route: (200, version) for route in responses}
+    assert refusals == {route: (True, version) for route in refused}
+
+
+def test_the_version_setting_names_the_version_everywhere(make_app) -> None:
+    client = AsgiClient(make_app(model_version="canary-7"))
+    body = _infer_body([5.1, 3.5, 1.4, 0.2], [1, 4])
+
+    metadata = client.get("/v2/models/iris").json()
+    infer = client.post("/v2/models/iris/versions/canary-7/infer", json=body)
+
+    assert (metadata["versions"], infer.status, infer.json()["model_version"]) == (
+        ["canary-7"],
+        200,
+        "canary-7",
+    )
+    assert infer.headers["x-model-version"] == "canary-7"
+
+
+def test_v2_metadata_of_the_packaged_regressor(example_models, make_app) -> None:
+    from tests.service.example_models import DIABETES_FEATURES, DIABETES_VERSION
+
+    model = example_models["diabetes"]
+    client = AsgiClient(make_app(model_path=model.path, model_name="diabetes"))
+
+    body = client.get("/v2/models/diabetes").json()
+
+    assert body == {
+        "name": "diabetes",
+        "versions": [DIABETES_VERSION],
+        "platform": "onnxruntime_onnx",
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 10]}],
+        "outputs": [{"name": "variable", "datatype": "FP32", "shape": [-1, 1]}],
+        "parameters": {
+            "description": "Disease progression one year after baseline (ridge regression)",
+            "features": list(DIABETES_FEATURES),
+            "input_descriptions": {
+                "input": "ten baseline measurements, standardised as in sklearn's data set"
+            },
+        },
+    }
+
+
+def test_v2_metadata_of_a_model_without_any_metadata(example_models, make_app) -> None:
+    model = example_models["two_inputs"]
+    client = AsgiClient(make_app(model_path=model.path, model_name="two_inputs"))
+
+    body = client.get("/v2/models/two_inputs").json()
+
+    assert (body["versions"], body["parameters"]) == (["1"], {})
+    assert body["inputs"] == [
+        {"name": "x", "datatype": "FP32", "shape": [-1, 3]},
+        {"name": "category", "datatype": "BYTES", "shape": [-1, 1]},
+    ]
+    assert [(o["name"], o["datatype"]) for o in body["outputs"]] == [
+        ("total", "FP32"),
+        ("is_a", "BOOL"),
+        ("doubled", "FP64"),
+    ]
+
+
+def test_v1_predictions_of_the_regressor_match_scikit_learn(diabetes, example_models, make_app) -> None:
+    client = AsgiClient(make_app(model_path=diabetes.directory, model_name="diabetes"))
+    rows = diabetes.rows[:5]
+
+    predictions = client.post("/v1/models/diabetes:predict", json={"instances": rows.tolist()}).json()[
+        "predictions"
+    ]
+
+    np.testing.assert_allclose(predictions, diabetes.estimator.predict(rows), rtol=1e-5)
+
+
+def test_openapi_lists_every_route_and_the_models_tensors(served: tuple[ServedModel, AsgiClient]) -> None:
+    model, client = served
+    app = client.app
+    version = client.get(f"/v2/models/{model.name}").json()["versions"][0]
+
+    document = client.get("/openapi.json").json()
+    paths = {path.replace("{version}", version): item for path, item in document["paths"].items()}
+    request = document["paths"][model.infer]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    tensors = request["properties"]["inputs"]
+    specs = [tensors["items"]] if len(model.inputs) == 1 else tensors["items"]["oneOf"]
+
+    assert sorted(paths) == sorted(app.routes)
+    for path, route in app.routes.items():
+        assert sorted(m.upper() for m in paths[path]) == list(route.allowed), f"openapi methods of {path}"
+    assert [s["properties"]["name"]["const"] for s in specs] == [t["name"] for t in model.inputs]
+    assert (tensors["minItems"], tensors["maxItems"]) == (len(model.inputs), len(model.inputs))
+
+
+IDENTITY_DATA = {
+    "INT32": [[-2147483648, 7], [0, 2147483647]],
+    "INT64": [[-(2**62), 3], [5, 2**62]],
+    "BOOL": [[True, False], [False, True]],
+    "FP64": [[1e300, -2.5], [0.1, 3.0]],
+    "FP32": [[1.5, -2.0], [3.25, 0.0]],
+    "BYTES": [["a", ""], ["ünï", "z"]],
+}
+
+
+def test_every_datatype_round_trips_through_v2_json(make_app, tmp_path) -> None:
+    from tests.service.example_models import build_identity
+
+    client = AsgiClient(
+        make_app(model_path=build_identity(tmp_path / "identity.onnx"), model_name="identity")
+    )
+    inputs = [
+        {"name": datatype.lower(), "shape": [2, 2], "datatype": datatype, "data": data}
+        for datatype, data in IDENTITY_DATA.items()
+    ]
+
+    result = client.post("/v2/models/identity/infer", json={"inputs": inputs})
+
+    assert result.status == 200, result.body
+    outputs = {o["name"]: (o["datatype"], o["data"]) for o in result.json()["outputs"]}
+    expected = {
+        f"{datatype.lower()}_out": (datatype, [v for row in data for v in row])
+        for datatype, data in IDENTITY_DATA.items()
+    }
+    assert outputs == expected
+
+
+def test_a_route_without_an_openapi_operation_is_an_error(settings) -> None:
+    from model_api.http import Route
+    from model_api.openapi import openapi_document
+
+    async def handler(request):  # pragma: no cover - never called
+        raise AssertionError
+
+    with pytest.raises(KeyError, match="route /undocumented has no OpenAPI operation"):
+        openapi_document(settings, {"/undocumented": Route("/undocumented", {"GET": handler})})

@@ -12,6 +12,8 @@ $JOB_COMPLETION_INDEX, which the Job controller sets in every pod of an Indexed 
 {{- $batch := .Values.batch }}
 {{- $command := list "model-api" "batch" "--input" $batch.input "--output" $batch.output "--shard-count" (toString (int $batch.shards)) }}
 {{- with $batch.inputFormat }}{{ $command = concat $command (list "--input-format" .) }}{{ end }}
+{{- with $batch.inputSha256 }}{{ $command = concat $command (list "--input-sha256" .) }}{{ end }}
+{{- if and $batch.allowUnverifiedInput (not $batch.inputSha256) }}{{ $command = append $command "--allow-unverified" }}{{ end }}
 {{- $command = concat $command (list "--batch-rows" (toString (int $batch.batchRows)) "--max-error-rate" (toString $batch.maxErrorRate)) }}
 {{- toJson $command }}
 {{- end }}

@@ -308,6 +308,9 @@ credentials reach this container only. Exit codes: 0 done, 2 configuration, 3 tr
 {{- $command := list "model-api" "fetch" "--uri" $model.uri }}
 {{- with $model.sha256 }}{{ $command = concat $command (list "--sha256" .) }}{{ end }}
 {{- $command = concat $command (list "--dest" (include "model-api.modelDir" .)) }}
+{{- with $model.fetch }}
+{{- $command = concat $command (list "--connect-timeout" (toString .connectTimeoutSeconds) "--read-timeout" (toString .readTimeoutSeconds) "--deadline" (toString .deadlineSeconds) "--retries" (toString (int .retries)) "--backoff" (toString .backoffSeconds)) }}
+{{- end }}
 {{- if $model.allowInsecureHttp }}{{ $command = append $command "--allow-insecure-http" }}{{ end -}}
 - name: fetch-model
   image: {{ include "model-api.imageRef" (dict "root" $root "image" .image) }}

@@ -372,6 +372,12 @@ a Job with nothing to read or write.
 {{- if not $batch.input }}
 {{- $m = append $m "batch.enabled needs batch.input (the dataset to score)" }}
 {{- end }}
+{{- if and (or (hasPrefix "https://" $batch.input) (hasPrefix "s3://" $batch.input)) (not $batch.inputSha256) (not $batch.allowUnverifiedInput) }}
+{{- $m = append $m (printf "batch.inputSha256 is required for a remote batch.input (%s); for an input that changes every run (a nightly CronJob) set batch.allowUnverifiedInput=true" $batch.input) }}
+{{- end }}
+{{- if hasPrefix "http://" $batch.input }}
+{{- $m = append $m (printf "batch.input %s: plain http is refused; use https:// or s3://" $batch.input) }}
+{{- end }}
 {{- if not $batch.output }}
 {{- $m = append $m "batch.enabled needs batch.output (where the shards are written)" }}
 {{- end }}

@@ -18,9 +18,17 @@ _HTML = b"text/html; charset=utf-8"
 class OpsRoutes:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
-        document = openapi_document(state.settings)
-        self._openapi = json_response(document).body
-        self._docs = docs.page(document).encode()
+        self._documents: tuple[object, bytes, bytes] | None = None
+
+    def _document(self) -> tuple[bytes, bytes]:
+        """/openapi.json and /docs, built on first use and again once the model has loaded (its signature
+        shapes the prediction schemas)."""
+        model = self.state.model
+        key = model.signature if model.ready else None
+        if self._documents is None or self._documents[0] is not key:
+            document = openapi_document(self.state.settings, self.state.routes, model)
+            self._documents = (key, json_response(document).body, docs.page(document).encode())
+        return self._documents[1], self._documents[2]
 
     def routes(self) -> dict[str, Route]:
         return {
@@ -44,10 +52,10 @@ class OpsRoutes:
         return Response(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.encode())
 
     async def openapi(self, request: Request) -> Response:
-        return Response(self._openapi)
+        return Response(self._document()[0])
 
     async def docs(self, request: Request) -> Response:
-        return Response(self._docs, content_type=_HTML)
+        return Response(self._document()[1], content_type=_HTML)
 
 
 def routes(state: ServiceState) -> dict[str, Route]:

@@ -15,13 +15,13 @@ import orjson
 from model_api import __version__
 from model_api.errors import BadRequest, NotReady
 from model_api.http import Request, Response, Route, json_response, parse_json
-from model_api.model import N_FEATURES
+from model_api.model import PLATFORM, Model
+from model_api.signature import Signature
 from model_api.state import ServiceState
-from model_api.tensors import V2_DATATYPES, bytes_to_batch, tensor_to_batch
+from model_api.tensors import binary_tensor, encode_bytes, json_tensor
 
 SERVER_NAME = "model-api"
 EXTENSIONS = ("binary_tensor_data",)
-OUTPUT_DATATYPES = {"label": "INT64", "probabilities": "FP32"}
 _HEADER_LENGTH = b"inference-header-content-length"
 _BINARY_TYPE = b"application/octet-stream"
 # kserve's V2 REST client also names the model in the body (`model_name`), beside the URL.
@@ -39,6 +39,7 @@ class V2Routes:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
         self.name = state.settings.model_name
+        self._metadata: tuple[Signature | None, bytes] | None = None
 
     def routes(self) -> dict[str, Route]:
         base = f"/v2/models/{self.name}"
@@ -48,7 +49,9 @@ class V2Routes:
             "/v2/health/ready": Route("/v2/health/ready", {"GET": self.server_ready}, observed=False),
             base: Route("/v2/models/{model}", {"GET": self.model_metadata}),
             f"{base}/ready": Route("/v2/models/{model}/ready", {"GET": self.model_ready}, observed=False),
-            f"{base}/infer": Route("/v2/models/{model}/infer", {"POST": self.infer}, protected=True),
+            f"{base}/infer": Route(
+                "/v2/models/{model}/infer", {"POST": self.state.versioned(self.infer)}, protected=True
+            ),
         }
 
     def versioned_routes(self, version: str) -> dict[str, Route]:
@@ -59,7 +62,9 @@ class V2Routes:
         return {
             base: Route(template, {"GET": self.model_metadata}),
             f"{base}/ready": Route(f"{template}/ready", {"GET": self.model_ready}, observed=False),
-            f"{base}/infer": Route(f"{template}/infer", {"POST": self.infer}, protected=True),
+            f"{base}/infer": Route(
+                f"{template}/infer", {"POST": self.state.versioned(self.infer)}, protected=True
+            ),
         }
 
     async def server_metadata(self, request: Request) -> Response:
@@ -75,32 +80,15 @@ class V2Routes:
         return self._readiness({"name": self.name}, self.state.model.ready)
 
     async def model_metadata(self, request: Request) -> Response:
-        metadata = self.state.require_model().metadata
-        assert metadata is not None
-        n_classes = len(metadata.class_names)
-        return json_response(
-            {
-                "name": self.name,
-                "versions": [metadata.version],
-                "platform": "onnxruntime_onnx",
-                "inputs": [{"name": metadata.input_name, "datatype": "FP32", "shape": [-1, N_FEATURES]}],
-                "outputs": [
-                    {"name": "label", "datatype": "INT64", "shape": [-1]},
-                    {"name": "probabilities", "datatype": "FP32", "shape": [-1, n_classes]},
-                ],
-                "parameters": {
-                    "features": list(metadata.features),
-                    "class_names": list(metadata.class_names),
-                    "training_accuracy": metadata.training_accuracy,
-                    "trained_at": metadata.trained_at,
-                    "libraries": metadata.libraries,
-                },
-            }
-        )
+        model = self.state.require_model()
+        if self._metadata is None or self._metadata[0] is not model.signature:
+            self._metadata = (model.signature, json_response(model_metadata(model, self.name)).body)
+        return Response(self._metadata[1])
 
     async def infer(self, request: Request) -> Response:
         model = self.state.require_model()  # 503 before reading a body we could not use
-        assert model.metadata is not None
+        signature, info = model.signature, model.info
+        assert signature is not None and info is not None
         raw = await request.body(self.state.settings.max_body_bytes)
         header, binary = _split_binary(raw, request.headers.get(_HEADER_LENGTH))
         payload = parse_json(header)
@@ -116,49 +104,82 @@ class V2Routes:
         if request_id is not None and not isinstance(request_id, str):
             raise BadRequest("'id' must be a string")
         binary_default = _flag(payload.get("parameters"), "binary_data_output", "parameters")
-        batch = self._input_batch(payload.get("inputs"), binary, model.metadata.input_name)
-        outputs = _requested_outputs(payload.get("outputs"), binary_default)
-        prediction = await self.state.predict(batch)
-        tensors = {"label": prediction.labels, "probabilities": prediction.probabilities}
+        arrays = self._input_arrays(payload.get("inputs"), binary, signature)
+        asked = payload.get("outputs")
+        outputs = _requested_outputs(asked, binary_default, signature)
+        result = await self.state.predict(arrays, None if asked is None else [o.name for o in outputs])
         return _infer_response(
-            {"model_name": self.name, "model_version": model.metadata.version}, request_id, outputs, tensors
+            {"model_name": self.name, "model_version": info.version}, request_id, outputs, result, signature
         )
 
-    def _input_batch(self, inputs: Any, binary: bytes, input_name: str) -> np.ndarray:
-        if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
-            raise BadRequest(f"'inputs' must be a list holding exactly one tensor named {input_name!r}")
-        tensor = inputs[0]
-        _refuse_unknown(tensor, _TENSOR_FIELDS, "inputs[0]")
-        if tensor.get("name") != input_name:
-            raise BadRequest(f"inputs[0].name must be {input_name!r}, got {tensor.get('name')!r}")
-        datatype = tensor.get("datatype")
-        if not isinstance(datatype, str) or datatype not in V2_DATATYPES:
+    def _input_arrays(self, inputs: Any, binary: bytes, signature: Signature) -> dict[str, np.ndarray]:
+        """One validated array per model input; binary tensors take their bytes in the order listed."""
+        specs = signature.inputs
+        if not isinstance(inputs, list) or len(inputs) != len(specs):
+            names = ", ".join(repr(spec.name) for spec in specs)
             raise BadRequest(
-                f"inputs[0].datatype {datatype!r} is not supported; use one of {', '.join(V2_DATATYPES)}"
+                f"'inputs' must be a list of exactly {len(specs)} tensor(s), one per model input: {names}"
             )
-        shape = tensor.get("shape")
-        max_rows = self.state.settings.max_rows
-        binary_size = _binary_size(tensor.get("parameters"))
-        if binary_size is None:
-            if binary:
-                raise BadRequest("binary data was sent but inputs[0] declares no parameters.binary_data_size")
-            if "data" not in tensor:
-                raise BadRequest("inputs[0] needs 'data' (or parameters.binary_data_size with binary data)")
-            return tensor_to_batch(tensor["data"], shape, datatype, field="inputs[0]", max_rows=max_rows)
-        if "data" in tensor:
-            raise BadRequest("inputs[0] has both 'data' and parameters.binary_data_size; send one")
-        if binary_size != len(binary):
+        arrays: dict[str, np.ndarray] = {}
+        offset, max_rows = 0, self.state.settings.max_rows
+        for index, tensor in enumerate(inputs):
+            where = f"inputs[{index}]"
+            if not isinstance(tensor, dict):
+                raise BadRequest(f"{where} must be a tensor object with 'name', 'shape', 'datatype', 'data'")
+            _refuse_unknown(tensor, _TENSOR_FIELDS, where)
+            name = tensor.get("name")
+            spec = signature.input(name) if isinstance(name, str) else None
+            if spec is None:
+                raise BadRequest(
+                    f"{where}.name {name!r:.60} is not an input of model {self.name!r}; "
+                    f"its inputs: {', '.join(signature.input_names)}"
+                )
+            if name in arrays:
+                raise BadRequest(f"{where}.name {name!r} is given twice")
+            shape, datatype = tensor.get("shape"), tensor.get("datatype")
+            binary_size = _binary_size(tensor.get("parameters"), where)
+            if binary_size is None:
+                if "data" not in tensor:
+                    raise BadRequest(
+                        f"{where} needs 'data' (or parameters.binary_data_size with binary data)"
+                    )
+                arrays[name] = json_tensor(
+                    spec, tensor["data"], shape, datatype, field=where, max_rows=max_rows
+                )
+                continue
+            if "data" in tensor:
+                raise BadRequest(f"{where} has both 'data' and parameters.binary_data_size; send one")
+            if offset + binary_size > len(binary):
+                raise BadRequest(
+                    f"{where}.parameters.binary_data_size is {binary_size}, "
+                    f"but {len(binary) - offset} binary bytes are left after the JSON header"
+                )
+            chunk = binary[offset : offset + binary_size]
+            offset += binary_size
+            arrays[name] = binary_tensor(spec, chunk, shape, datatype, field=where, max_rows=max_rows)
+        _check_rows_agree(arrays, signature)
+        if offset != len(binary):
             raise BadRequest(
-                f"inputs[0].parameters.binary_data_size is {binary_size}, "
-                f"but {len(binary)} binary bytes follow the JSON header"
+                f"{len(binary) - offset} binary bytes follow the JSON header that no input's "
+                "parameters.binary_data_size accounts for"
             )
-        return bytes_to_batch(binary, shape, datatype, field="inputs[0]", max_rows=max_rows)
+        return arrays
 
     def _readiness(self, body: dict, ready: bool) -> Response:
         body["ready"] = ready
         if not ready:
             body["error"] = self.state.not_ready_reason()
         return json_response(body, 200 if ready else NotReady.status)
+
+
+def _check_rows_agree(arrays: dict[str, np.ndarray], signature: Signature) -> None:
+    """Batched inputs are rows of the same examples: their first dimensions must agree."""
+    if len(arrays) < 2:
+        return
+    rows = {spec.name: arrays[spec.name].shape[0] for spec in signature.inputs if spec.batched}
+    if len(set(rows.values())) > 1:
+        shown = ", ".join(f"{name!r} {count}" for name, count in rows.items())
+        raise BadRequest(f"every input needs the same number of rows; got {shown}")
 
 
 def _split_binary(raw: bytes, header_length: bytes | None) -> tuple[bytes, bytes]:
@@ -192,25 +213,31 @@ def _flag(parameters: Any, name: str, where: str) -> bool:
     return value
 
 
-def _binary_size(parameters: Any) -> int | None:
+def _binary_size(parameters: Any, where: str) -> int | None:
     if parameters is None:
         return None
     if not isinstance(parameters, dict):
-        raise BadRequest("inputs[0].parameters must be an object")
-    _refuse_unknown(parameters, frozenset(("binary_data_size",)), "inputs[0].parameters")
+        raise BadRequest(f"{where}.parameters must be an object")
+    _refuse_unknown(parameters, frozenset(("binary_data_size",)), f"{where}.parameters")
     size = parameters.get("binary_data_size")
     if size is not None and (type(size) is not int or size < 0):
-        raise BadRequest("inputs[0].parameters.binary_data_size must be a non-negative integer")
+        raise BadRequest(f"{where}.parameters.binary_data_size must be a non-negative integer")
     return size
 
 
-def _requested_outputs(outputs: Any, binary_default: bool) -> list[RequestedOutput]:
-    if outputs is None:
-        return [RequestedOutput(name, binary_default) for name in OUTPUT_DATATYPES]
+_ALL_OUTPUTS: dict[tuple[int, bool], tuple[Signature, list[RequestedOutput]]] = {}
+
+
+def _requested_outputs(outputs: Any, binary_default: bool, signature: Signature) -> list[RequestedOutput]:
+    names = signature.output_names
+    if outputs is None:  # the common case: every output, one list per signature (never mutated)
+        cached = _ALL_OUTPUTS.get((id(signature), binary_default))
+        if cached is None or cached[0] is not signature:
+            cached = (signature, [RequestedOutput(name, binary_default) for name in names])
+            _ALL_OUTPUTS[(id(signature), binary_default)] = cached
+        return cached[1]
     if not isinstance(outputs, list) or not outputs:
-        raise BadRequest(
-            f"'outputs' must be a non-empty list of {{\"name\": ...}} with names {list(OUTPUT_DATATYPES)}"
-        )
+        raise BadRequest(f"'outputs' must be a non-empty list of {{\"name\": ...}} with names {list(names)}")
     requested = []
     for index, output in enumerate(outputs):
         where = f"outputs[{index}]"
@@ -218,10 +245,8 @@ def _requested_outputs(outputs: Any, binary_default: bool) -> list[RequestedOutp
             raise BadRequest(f"{where} must be an object with a 'name'")
         _refuse_unknown(output, frozenset(("name", "parameters")), where)
         name = output.get("name")
-        if name not in OUTPUT_DATATYPES:
-            raise BadRequest(
-                f"{where}.name {name!r} is not an output; use one of {', '.join(OUTPUT_DATATYPES)}"
-            )
+        if name not in names:
+            raise BadRequest(f"{where}.name {name!r:.60} is not an output; use one of {', '.join(names)}")
         if any(r.name == name for r in requested):
             raise BadRequest(f"{where}.name {name!r} is requested twice")
         binary = _flag(output.get("parameters"), "binary_data", f"{where}.parameters") or binary_default
@@ -230,20 +255,29 @@ def _requested_outputs(outputs: Any, binary_default: bool) -> list[RequestedOutp
 
 
 def _infer_response(
-    body: dict, request_id: str | None, outputs: list[RequestedOutput], tensors: dict
+    body: dict,
+    request_id: str | None,
+    outputs: list[RequestedOutput],
+    tensors: dict[str, np.ndarray],
+    signature: Signature,
 ) -> Response:
     if request_id is not None:
         body["id"] = request_id
     entries, chunks = [], []
     for output in outputs:
         array = tensors[output.name]
-        entry = {"name": output.name, "datatype": OUTPUT_DATATYPES[output.name], "shape": list(array.shape)}
+        datatype = signature.output_datatypes[output.name]
+        entry: dict[str, Any] = {"name": output.name, "datatype": datatype, "shape": list(array.shape)}
         if output.binary:
-            raw = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+            raw = (
+                encode_bytes(array)
+                if array.dtype.kind == "O"
+                else array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+            )
             entry["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
         else:
-            entry["data"] = array.ravel()
+            entry["data"] = array.ravel().tolist() if array.dtype.kind == "O" else array.ravel()
         entries.append(entry)
     body["outputs"] = entries
     if not chunks:
@@ -256,11 +290,35 @@ def _infer_response(
     )
 
 
+def model_metadata(model: Model, name: str) -> dict[str, Any]:
+    """The V2 model metadata: the signature's tensors, the version, what model-settings.json declares."""
+    signature, info = model.signature, model.info
+    assert signature is not None and info is not None
+    settings = info.settings
+    parameters: dict[str, Any] = dict(settings.parameters)
+    for key, value in (
+        ("description", settings.description),
+        ("features", list(settings.features)),
+        ("class_names", list(settings.class_names)),
+        ("input_descriptions", dict(settings.inputs)),
+    ):
+        if value:
+            parameters[key] = value
+    return {
+        "name": name,
+        "versions": [info.version],
+        "platform": PLATFORM,
+        "inputs": [spec.as_metadata() for spec in signature.inputs],
+        "outputs": [spec.as_metadata() for spec in signature.outputs],
+        "parameters": parameters,
+    }
+
+
 def routes(state: ServiceState) -> dict[str, Route]:
     return V2Routes(state).routes()
 
 
 def versioned_routes(state: ServiceState) -> dict[str, Route]:
     """The versioned model routes once the model is loaded (the artifact names its version), else none."""
-    metadata = state.model.metadata
-    return V2Routes(state).versioned_routes(metadata.version) if metadata is not None else {}
+    info = state.model.info
+    return V2Routes(state).versioned_routes(info.version) if info is not None else {}
