@@ -29,9 +29,14 @@ class LocalVolumes:
         pod_spec: Mapping[str, Any],
         root: Path,
         external: Mapping[str, Mapping[str, str]] | None = None,
+        claim_templates: Iterable[str] = (),
     ) -> None:
         self.objects = list(objects)
-        self.volumes = {v["name"]: v for v in pod_spec.get("volumes") or []}
+        # A StatefulSet's volumeClaimTemplates are volumes of its pods too: a new claim is an empty directory.
+        claims = {
+            name: {"name": name, "persistentVolumeClaim": {"claimName": name}} for name in claim_templates
+        }
+        self.volumes = {**claims, **{v["name"]: v for v in pod_spec.get("volumes") or []}}
         self.root = Path(root)
         self.external = dict(external or {})
 

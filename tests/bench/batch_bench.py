@@ -12,6 +12,7 @@ ratio depends on the CPU.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 from tests.bench.service_bench import (
     INFER_PATH,
     ONE_ROW,
-    environment_line,
+    cpu_model,
     infer_body,
     iris_like_rows,
     model_api_server,
@@ -78,8 +79,14 @@ def main() -> int:
     ratio = batch / http.rps
     verdict = "met" if ratio >= GOAL else "**MISSED**"
     print()
-    pinning = (server_cpu, load_cpu) if server_cpu is not None else None
-    print(f"## Batch benchmark ({environment_line('wrk', pinning)})")
+    moment = dt.datetime.now(dt.UTC)
+    pinning = (
+        f"batch and server on CPU {server_cpu}, wrk on CPU {load_cpu}"
+        if server_cpu is not None
+        else "unpinned"
+    )
+    machine = f"{moment:%Y-%m-%d %H:%M} UTC · {cpu_model()} · {os.cpu_count()} cores"
+    print(f"## Batch benchmark ({machine} · {pinning})")
     print()
     print("| path | rows/s | ratio | goal | verdict |")
     print("|---|---|---|---|---|")

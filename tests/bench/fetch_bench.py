@@ -29,19 +29,10 @@ from pathlib import Path
 
 from model_api.s3 import config_from_env, presign
 
+from tests.bench.service_bench import cpu_model
 from tests.servers.s3_server import RCLONE, S3Server
 
 MODEL_API = Path(sys.executable).parent / "model-api"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timed(action: Callable[[], object]) -> float:

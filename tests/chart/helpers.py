@@ -219,17 +219,19 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
     return True
 
 
-def secret_file_overrides(objects: list[Manifest], root: Path, external_value: str) -> dict[str, str]:
-    """The kubelet's part for the service container's Secret volumes (the API key file): made under `root` (a
-    Secret the release does not render, such as an apiKey.existingSecret that only a cluster has, holds
-    `external_value`) and the env pointed at them (loadtest/chart/volumes.py)."""
+def local_pod_env(
+    objects: list[Manifest], root: Path, external_value: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(env, moved): the serving container's environment as the kubelet builds it, and the entries that
+    name files in its volumes pointed at local copies made under `root` (the API key file). A Secret the
+    release does not render (an existingSecret, which only a cluster has) holds `external_value`."""
     spec, container = pod_spec(workload(objects)), main_container(objects)
     external = {
         v["secret"]["secretName"]: {item["key"]: external_value for item in v["secret"].get("items") or []}
         for v in spec.get("volumes") or []
         if "secret" in v
     }
-    secret_volumes = {v["name"] for v in spec.get("volumes") or [] if "secret" in v}
-    secret_mounts = [m for m in container.get("volumeMounts") or [] if m["name"] in secret_volumes]
-    mounts = LocalVolumes(objects, spec, root, external).mounts({**container, "volumeMounts": secret_mounts})
-    return moved_env(localpod.container_env(objects, container), mounts)
+    claims = [t["metadata"]["name"] for t in workload(objects)["spec"].get("volumeClaimTemplates") or []]
+    mounts = LocalVolumes(objects, spec, root, external, claims).mounts(container)
+    env = localpod.container_env(objects, container)
+    return env, moved_env(env, mounts)

@@ -42,8 +42,9 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> int:
 
 
 def secret_file_overrides(objects: list[helpers.Manifest], root: Path) -> dict[str, str]:
-    """helpers.secret_file_overrides with TEST_API_KEY in an apiKey.existingSecret."""
-    return helpers.secret_file_overrides(objects, root, TEST_API_KEY)
+    """The kubelet's part for the pod's volumes (the API key file): made under `root` (an
+    apiKey.existingSecret, which only a cluster has, holds TEST_API_KEY) and the env pointed at them."""
+    return helpers.local_pod_env(objects, root, TEST_API_KEY)[1]
 
 
 def prestop_seconds(objects: list[helpers.Manifest]) -> int:

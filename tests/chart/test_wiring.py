@@ -153,11 +153,11 @@ def test_config_map_holds_only_settings_the_service_reads(objects: list[Manifest
 
 def test_kubelet_built_environment_is_valid_settings(objects: list[Manifest], tmp_path: Path) -> None:
     """With service links on, the kubelet adds <SERVICE>_PORT=tcp://... for every Service: a Service named
-    model-api would feed MODEL_API_PORT=tcp://... to the service unless the pod turns links off. The Secret
-    files (the API key) are written as the kubelet mounts them, since the service reads them at start."""
+    model-api would feed MODEL_API_PORT=tcp://... to the service unless the pod turns links off. The
+    mounted files (the API key) exist, as in the pod."""
     container = helpers.main_container(objects)
-    mounted = helpers.secret_file_overrides(objects, tmp_path, "external")
-    env = localpod.container_env(objects, container, mounted)
+    env, moved = helpers.local_pod_env(objects, tmp_path, "external")
+    env.update(moved)
     if helpers.workload(objects)["spec"]["template"]["spec"].get("enableServiceLinks", True):
         env = {**localpod.service_link_env(objects), **env}
     try:
@@ -283,7 +283,7 @@ def http_port(objects: list[Manifest]) -> Manifest:
     return next(p for p in helpers.main_container(objects)["ports"] if p.get("name") == "http")
 
 
-def test_pod_labels(objects: list[Manifest]) -> dict[str, str]:
+def hook_pod_labels(objects: list[Manifest]) -> dict[str, str]:
     return helpers.helm_test_pod(objects)["metadata"].get("labels") or {}
 
 
@@ -356,7 +356,7 @@ def test_helm_test_pod_policy_allows_only_the_service_and_dns(
     if not network_policy_enabled(value_set):
         assert [p for p in helpers.find(objects, "NetworkPolicy")] == []
         return
-    hook_labels = test_pod_labels(objects)
+    hook_labels = hook_pod_labels(objects)
     policy = next(
         p for p in helpers.find(objects, "NetworkPolicy") if selects(p["spec"]["podSelector"], hook_labels)
     )

