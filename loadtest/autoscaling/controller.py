@@ -49,10 +49,18 @@ class Decision:
 class Controller:
     """The HPA controller's memory for one HPA: unstabilized recommendations and scale events (by time)."""
 
-    def __init__(self, spec: HpaSpec, downscale_stabilization: int = DOWNSCALE_STABILIZATION) -> None:
+    def __init__(
+        self,
+        spec: HpaSpec,
+        downscale_stabilization: int = DOWNSCALE_STABILIZATION,
+        recommendations: list[tuple[float, int]] | None = None,
+    ) -> None:
+        """`recommendations`: a history to start from (upstream's tests give one, possibly empty); None:
+        the controller's first sync records the current replica count (recordInitialRecommendation)."""
         self.spec = spec
         self.downscale_stabilization = downscale_stabilization
-        self.recommendations: list[tuple[float, int]] = []
+        self.recommendations: list[tuple[float, int]] = list(recommendations or [])
+        self._history_given = recommendations is not None
         self.scale_up_events: list[tuple[float, int]] = []  # (time, replicas added)
         self.scale_down_events: list[tuple[float, int]] = []  # (time, replicas removed)
 
@@ -68,8 +76,9 @@ class Controller:
     ) -> Decision:
         """reconcileAutoscaler from the metric proposals on: bounds, max over metrics, normalization."""
         spec = self.spec
-        if not self.recommendations:
+        if not self.recommendations and not self._history_given:
             self.recommendations.append((now, current))  # recordInitialRecommendation
+        self._history_given = True
         if current == 0 and spec.min_replicas != 0:
             return Decision(0, metric_error="ScalingDisabled: the replica count of the target is zero")
         if current > spec.max_replicas:

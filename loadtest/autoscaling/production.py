@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from loadtest.autoscaling import compare
+from loadtest.autoscaling.pipeline import ServiceCosts
 from loadtest.autoscaling.simulation import SyncRow, predict
 from loadtest.autoscaling.spec import HpaSpec
 
@@ -126,4 +128,36 @@ def forecast(
         time_scale=time_scale,
         ready_delay=ready_delay,
         rows=trimmed(rows, load[-1][0], spec.min_replicas),
+    )
+
+
+def low_load_latency(timeline: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
+    """(mean latency, p95) in ms at the lowest load of the run: the medians of the per-second p50 and p95
+    while the fewest users ran (the p50 stands in for the mean, which locust does not report per second)."""
+    rows = [r for r in timeline if isinstance(r.get("p50_ms"), int | float) and r.get("users")]
+    if not rows:
+        raise ScaleError("the run has no latency samples to model queueing from")
+    low = min(int(r["users"]) for r in rows)
+    first = [r for r in rows if int(r["users"]) == low and isinstance(r.get("p95_ms"), int | float)]
+    return (
+        statistics.median(float(r["p50_ms"]) for r in first),
+        statistics.median(float(r["p95_ms"]) for r in first),
+    )
+
+
+def compare_strategies(
+    forecast: ProductionForecast,
+    timeline: Sequence[Mapping[str, Any]],
+    costs: ServiceCosts,
+    p95_goal_ms: float,
+) -> list[compare.StrategyRun]:
+    """The measured load on the production clock and traffic, replayed under each strategy with the same
+    costs, pod start time and pipeline delays (compare.py), the CPU strategy at the spec's own target."""
+    load = production_load(timeline, forecast.rps_scale, forecast.time_scale)
+    candidates = compare.strategies(
+        forecast.spec, costs, cpu_target=forecast.spec.cpu_target or compare.DEFAULT_CPU_TARGET
+    )
+    duration = forecast.rows[-1].t if forecast.rows else None
+    return compare.compare(
+        candidates, load, costs, p95_goal_ms, ready_delay=forecast.ready_delay, duration=duration
     )

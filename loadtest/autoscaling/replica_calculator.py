@@ -1,11 +1,16 @@
 """The replica calculator (kube-controller-manager's `replica_calculator.go`): one metric's proposal.
 
 ``resource_replicas`` is GetResourceReplicas (a utilization target, percent of the request),
-``raw_resource_replicas`` is calcPlainMetricReplicas (an average-value target): the proposal from the ready
-pods' usage, then the second pass that assumes a usage for unready pods and pods missing a metric, with
-the tolerance band (0.9 <= ratio <= 1.1 by default) inside which nothing changes. ``propose`` picks the
-calculator for a metric and returns ``MetricUnavailable`` where the controller would report
-FailedGet...Metric.
+``raw_resource_replicas`` is calcPlainMetricReplicas (an average-value target, and GetMetricReplicas for a
+Pods metric): the proposal from the ready pods' usage, then the second pass that assumes a usage for
+unready pods and pods missing a metric, with the tolerance band (0.9 <= ratio <= 1.1 by default) inside
+which nothing changes. Which pods are "unready" is the caller's (groupPods): for CPU, pending pods and pods
+not ready or starting; for every other metric only pending pods, so a Running pod that is not Ready yet is
+averaged in with the value it reports. ``total_replicas`` is GetObjectMetricReplicas and
+GetExternalMetricReplicas (a Value target: the ratio times the *ready* pods, ceil(ratio) from zero), and
+``per_pod_replicas`` is GetObjectPerPodMetricReplicas and GetExternalPerPodMetricReplicas (an AverageValue
+target, KEDA's default: ceil(total / target), no readiness at all). ``propose`` picks the calculator for a
+metric and returns ``MetricUnavailable`` where the controller would report FailedGet...Metric.
 """
 
 from __future__ import annotations
@@ -143,14 +148,64 @@ def _replicas_for(
     return replicas, ready_usage
 
 
+def total_replicas(
+    current: int, total_milli: int, target_milli: int, ready_pods: int, tolerances: Tolerances = Tolerances()
+) -> Proposal:
+    """GetObjectMetricReplicas / GetExternalMetricReplicas (getUsageRatioReplicaCount): a Value target."""
+    ratio = total_milli / target_milli
+    if current == 0:
+        replicas = math.ceil(ratio)  # from zero: the tolerance does not apply
+    elif tolerances.is_within(ratio):
+        replicas = current
+    else:
+        replicas = math.ceil(ratio * ready_pods)
+    return Proposal(replicas, None, total_milli)
+
+
+def per_pod_replicas(
+    status_replicas: int, total_milli: int, target_milli: int, tolerances: Tolerances = Tolerances()
+) -> Proposal:
+    """GetObjectPerPodMetricReplicas / GetExternalPerPodMetricReplicas: an AverageValue target over the
+    replica count in the HPA's status, readiness ignored; the usage reported is ceil(total / replicas)."""
+    if status_replicas == 0:
+        raise MetricUnavailable("the target has no replicas to average an AverageValue target over")
+    replicas = status_replicas
+    if not tolerances.is_within(total_milli / (target_milli * status_replicas)):
+        replicas = math.ceil(total_milli / target_milli)
+    return Proposal(replicas, None, math.ceil(total_milli / status_replicas))
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the metrics APIs return for one metric at one sync: per-pod samples (resource and Pods
+    metrics), or the object's / external metric's total (None: the query failed or returned nothing)."""
+
+    pods: Sequence[PodSample] = ()
+    total_milli: int | None = None
+    ready_pods: int = 0
+
+
 def propose(
-    metric: MetricTarget, current: int, pods: Sequence[PodSample], tolerances: Tolerances = Tolerances()
+    metric: MetricTarget,
+    current: int,
+    observed: Sequence[PodSample] | Observed,
+    tolerances: Tolerances = Tolerances(),
 ) -> Proposal | MetricUnavailable:
     """The metric's proposal, or why there is none (the controller then reports ScalingActive False)."""
+    seen = observed if isinstance(observed, Observed) else Observed(pods=observed)
     try:
+        if metric.source in ("Object", "External"):
+            if seen.total_milli is None:
+                raise MetricUnavailable(f"unable to get {metric.name}")
+            if metric.value_milli is not None:
+                return total_replicas(
+                    current, seen.total_milli, metric.value_milli, seen.ready_pods, tolerances
+                )
+            assert metric.average_value_milli is not None
+            return per_pod_replicas(current, seen.total_milli, metric.average_value_milli, tolerances)
         if metric.average_utilization is not None:
-            return resource_replicas(current, pods, metric.average_utilization, tolerances)
+            return resource_replicas(current, seen.pods, metric.average_utilization, tolerances)
         assert metric.average_value_milli is not None  # _metric() guarantees one of the two targets
-        return raw_resource_replicas(current, pods, metric.average_value_milli, tolerances)
+        return raw_resource_replicas(current, seen.pods, metric.average_value_milli, tolerances)
     except MetricUnavailable as exc:
         return exc

@@ -1,4 +1,4 @@
-"""The HPA replayed on a load curve: `predict(spec, load, cpu_ms_per_request)` -> one `SyncRow` per sync.
+"""The autoscaler replayed on a load curve: `predict(spec, load, cpu_ms_per_request)` -> a `SyncRow` per sync.
 
 ``predict(spec, load, cpu_ms_per_request, *, ready_delay=30, duration=None, idle_millicores=0,
 memory_bytes_per_pod=None, initial_replicas=None)`` replays ``load`` (``(t seconds, rps)`` steps, each held
@@ -18,12 +18,25 @@ what metrics-server reports: the average over the metric window before the sync 
 cumulative readings), so a load step shows fully one window after it lands; every pod has a sample
 (the calculator handles missing samples; the replay never produces them). A scale-down removes
 not-ready pods first, then the most recently ready (the ReplicaSet controller's ranking).
+
+Custom metrics (Pods, Object, External: the service's requests/s and requests in flight) are read through
+the Prometheus pipeline of pipeline.py (scrape interval, rate() window; a new pod reports zero traffic
+until it is Ready, and no rate until it has two samples); in-flight needs ``latency_ms``. A spec made from
+a KEDA ScaledObject also replays KEDA's own step: every polling interval, at 0 replicas an active trigger
+(value above its activationThreshold) scales to max(minReplicaCount, 1), and with minReplicaCount 0 the
+target goes to 0 a cooldownPeriod after the last active poll. Requests that arrive while no pod is Ready
+are not served, so no pod counts them: a trigger on the service's own series cannot wake a target at zero
+(the replay shows it), only one on the offered load can (signal ``offered_rps``: the chart's
+``requests-arriving`` trigger, an ingress, gateway or mesh counter scraped like the pods' series). From zero,
+the workload wakes at the first KEDA poll whose rate() of that counter is above the activationThreshold:
+the load's rise + the scrape and rate() delays, rounded up to the next poll, then a pod's start-to-ready.
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,8 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.autoscaling.controller import CPU_INITIALIZATION_PERIOD, SYNC_PERIOD, Controller
+from loadtest.autoscaling.pipeline import DEFAULT_PIPELINE, MetricPipeline, ServiceCosts
 from loadtest.autoscaling.replica_calculator import (
     MetricUnavailable,
+    Observed,
     PodSample,
     Proposal,
     propose,
@@ -55,6 +70,7 @@ class SyncRow:
     target: int | None
     reason: str
     pod_cpu_millicores: int  # the CPU one ready pod uses (what `kubectl top pods` would show)
+    metrics: str = ""  # what the custom metrics read at this sync, e.g. "s0-prometheus 41.2"
 
     CSV_COLUMNS = (
         "t",
@@ -65,6 +81,7 @@ class SyncRow:
         "utilization",
         "target",
         "pod_cpu_millicores",
+        "metrics",
         "reason",
     )
 
@@ -80,6 +97,7 @@ class SimulatedPod:
     name: str
     started: float
     ready_at: float
+    deleted: float = math.inf
 
 
 def validate_load(
@@ -138,57 +156,207 @@ def predict(
     memory_bytes_per_pod: float | None = None,
     initial_replicas: int | None = None,
     sync_period: float = SYNC_PERIOD,
-    metric_window: float = METRIC_WINDOW,
+    metric_window: float | None = None,
     cpu_initialization_period: float = CPU_INITIALIZATION_PERIOD,
+    latency_ms: float | None = None,
+    pipeline: MetricPipeline = DEFAULT_PIPELINE,
+    capacity_millicores: float = math.inf,
+    history: list[SimulatedPod] | None = None,
 ) -> list[SyncRow]:
-    """Replay `load` through the controller: a row per sync, t=0 to `duration` (default last step + 600 s)."""
+    """Replay `load` through the controller: a row per sync, t=0 to `duration` (default last step + 600 s).
+
+    `metric_window` overrides the pipeline's metrics-server window; `history`, when given, receives every
+    pod that ever ran (start, Ready and deletion times) for accounting between syncs."""
     rows = validate_load(load)
     _check_workload_model(
         spec, cpu_ms_per_request, ready_delay, idle_millicores, sync_period, memory_bytes_per_pod
     )
+    if metric_window is not None:
+        pipeline = dataclasses.replace(pipeline, metrics_server_window=metric_window)
+    costs = ServiceCosts(
+        cpu_ms_per_request,
+        latency_ms,
+        capacity_millicores=capacity_millicores,
+        idle_millicores=idle_millicores,
+    )
+    if any(m.signal == "in_flight" for m in spec.metrics):
+        costs.in_flight(0.0)  # a clear error now when latency_ms is missing
     end = rows[-1][0] + 600 if duration is None else duration
     controller = Controller(spec)
+    keda = KedaStep(spec) if spec.keda is not None else None
     # The initial pods have run for long: ready, past their CPU initialization period.
-    pods = ReplicaSet()
-    pods.start(spec.min_replicas if initial_replicas is None else initial_replicas, -LONG_AGO, 0.0)
+    pods = ReplicaSet(history=history if history is not None else [])
+    if initial_replicas is None:
+        initial_replicas = keda.initial_replicas(rows) if keda else spec.min_replicas
+    pods.start(initial_replicas, -LONG_AGO, 0.0)
+    metrics_view = CustomMetrics(rows, pipeline, costs)
     timeline = []
     for step in range(int(end // sync_period) + 1):
         now = step * sync_period
         per_pod_cpu = _cpu_usage(
             spec,
-            windowed_rps_per_pod(rows, pods.pods, now, metric_window),
+            windowed_rps_per_pod(rows, pods.pods, now, pipeline.metrics_server_window),
             cpu_ms_per_request,
             idle_millicores,
+            capacity_millicores,
         )
         observed = MetricsView(
             spec,
             busy_cpu=per_pod_cpu,
             idle_cpu=_cpu_usage(spec, 0.0, cpu_ms_per_request, idle_millicores),
             memory_bytes=memory_bytes_per_pod,
-            metric_window=metric_window,
+            metric_window=pipeline.metrics_server_window,
             cpu_initialization_period=cpu_initialization_period,
         )
-        proposals = [
-            propose(metric, len(pods), observed.samples(metric, pods.pods, now), controller.tolerances())
-            for metric in spec.metrics
+        seen = [
+            metrics_view.observe(m, pods.pods, now) if m.is_custom else observed.samples(m, pods.pods, now)
+            for m in spec.metrics
         ]
         current = len(pods)
-        decision = controller.reconcile(now, current, proposals)
+        keda_replicas = keda.poll(now, current, seen) if keda else None
+        if keda_replicas is not None:
+            desired, reason = keda_replicas
+            proposals: list[Proposal | MetricUnavailable] = []
+        else:
+            proposals = [
+                propose(m, current, o, controller.tolerances())
+                for m, o in zip(spec.metrics, seen, strict=True)
+            ]
+            decision = controller.reconcile(now, current, proposals)
+            desired, reason = decision.desired, decision.describe(current)
         timeline.append(
             SyncRow(
                 t=now,
                 rps=rps_at(rows, now),
                 ready_replicas=pods.ready_count(now),
                 replicas=current,
-                desired=decision.desired,
-                utilization=_cpu_utilization(spec, proposals),
+                desired=desired,
+                utilization=_cpu_utilization(spec, proposals) if proposals else None,
                 target=spec.cpu_target,
-                reason=decision.describe(current),
+                reason=reason,
                 pod_cpu_millicores=per_pod_cpu,
+                metrics=_describe_custom(spec, seen),
             )
         )
-        pods.scale(decision.desired, now, ready_delay)
+        pods.scale(desired, now, ready_delay)
+    pods.retire_all(end + sync_period)
     return timeline
+
+
+class CustomMetrics:
+    """The Prometheus pipeline's view of the service's own series at one sync (pipeline.py)."""
+
+    def __init__(
+        self, load: Sequence[tuple[float, float]], pipeline: MetricPipeline, costs: ServiceCosts
+    ) -> None:
+        self.load, self.pipeline, self.costs = load, pipeline, costs
+
+    def _pod_rps(self, pod: SimulatedPod, pods: Sequence[SimulatedPod], instant: float) -> float:
+        if not (pod.ready_at <= instant < pod.deleted):
+            return 0.0
+        ready = sum(1 for p in pods if p.ready_at <= instant < p.deleted)
+        return rps_at(self.load, instant) / ready
+
+    def _pod_served(self, pod: SimulatedPod, pods: Sequence[SimulatedPod], instant: float) -> float:
+        """Requests/s the pod completes (what its counter counts): its share, at most its throughput."""
+        return min(self._pod_rps(pod, pods, instant), self.costs.throughput)
+
+    def pod_value(
+        self, metric: MetricTarget, pod: SimulatedPod, pods: Sequence[SimulatedPod], now: float
+    ) -> float | None:
+        """The pod's series as the query reads it at `now`; None while it has too few samples."""
+        newest = now - self.pipeline.sample_age
+        if metric.signal == "in_flight":
+            if pod.started > newest:
+                return None
+            return self.costs.in_flight(self._pod_rps(pod, pods, newest))
+        span = self.pipeline.rate_span(metric.rate_window)
+        first = max(newest - span, pod.started)
+        if newest - first < self.pipeline.scrape_interval:  # fewer than two samples inside the window
+            return None
+        instants = [first + (i + 1) * (newest - first) / METRIC_SAMPLES for i in range(METRIC_SAMPLES)]
+        return sum(self._pod_served(pod, pods, t) for t in instants) / len(instants)
+
+    def offered(self, metric: MetricTarget, now: float) -> float:
+        """Requests/s arriving at the Service (an ingress counter), averaged like a rate()."""
+        newest = now - self.pipeline.sample_age
+        span = self.pipeline.rate_span(metric.rate_window)
+        instants = [newest - span + (i + 1) * span / METRIC_SAMPLES for i in range(METRIC_SAMPLES)]
+        return sum(rps_at(self.load, t) for t in instants) / len(instants)
+
+    def observe(self, metric: MetricTarget, pods: Sequence[SimulatedPod], now: float) -> Observed:
+        ready = sum(1 for p in pods if p.ready_at <= now)
+        if metric.signal == "offered_rps":
+            return Observed(total_milli=math.ceil(self.offered(metric, now) * 1000), ready_pods=ready)
+        values = {p.name: self.pod_value(metric, p, pods, now) for p in pods}
+        if metric.source == "Pods":
+            samples = [
+                PodSample(name, 0, None if v is None else math.ceil(v * 1000)) for name, v in values.items()
+            ]
+            return Observed(pods=samples, ready_pods=ready)
+        # sum() over the pods' series; an empty result reads 0 (KEDA's ignoreNullValues default)
+        total = sum(v for v in values.values() if v is not None)
+        return Observed(total_milli=math.ceil(total * 1000), ready_pods=ready)
+
+
+class KedaStep:
+    """KEDA's operator for one ScaledObject: the 0 <-> 1 step around the HPA it made (spec.KedaScaling)."""
+
+    def __init__(self, spec: HpaSpec) -> None:
+        assert spec.keda is not None
+        self.spec, self.keda = spec, spec.keda
+        self.next_poll = 0.0
+        self.last_active = 0.0  # the cooldown counts from the operator's first poll
+
+    def initial_replicas(self, load: Sequence[tuple[float, float]]) -> int:
+        """Scaled to zero before an idle start when it may be; otherwise the HPA's minimum."""
+        if self.keda.min_replica_count == 0 and rps_at(load, 0.0) == 0:
+            return 0
+        return self.spec.min_replicas
+
+    def _active(self, seen: Sequence[Sequence[PodSample] | Observed]) -> bool:
+        for index, (metric, observed) in enumerate(zip(self.spec.metrics, seen, strict=True)):
+            if not metric.is_custom or not isinstance(observed, Observed):
+                continue
+            threshold = (
+                self.keda.activation_thresholds[index] if index < len(self.keda.activation_thresholds) else 0
+            )
+            if (observed.total_milli or 0) / 1000 > threshold:
+                return True
+        return False
+
+    def poll(
+        self, now: float, current: int, seen: Sequence[Sequence[PodSample] | Observed]
+    ) -> tuple[int, str] | None:
+        """(replicas, reason) when KEDA itself scales at this sync; None leaves the sync to the HPA."""
+        if now + 1e-9 < self.next_poll:
+            return (0, "KEDA: scaled to zero") if current == 0 else None
+        self.next_poll = now + self.keda.polling_interval
+        active = self._active(seen)
+        if active:
+            self.last_active = now
+        if current == 0:
+            if active:
+                return max(self.keda.min_replica_count, 1), "KEDA: trigger active, scaling from zero"
+            return 0, "KEDA: scaled to zero"
+        idle_for = now - self.last_active
+        if self.keda.min_replica_count == 0 and not active and idle_for >= self.keda.cooldown_period:
+            return 0, f"KEDA: no trigger active for {self.keda.cooldown_period:g} s, scaling to zero"
+        return None
+
+
+def _describe_custom(spec: HpaSpec, seen: Sequence[Sequence[PodSample] | Observed]) -> str:
+    parts = []
+    for metric, observed in zip(spec.metrics, seen, strict=True):
+        if not metric.is_custom or not isinstance(observed, Observed):
+            continue
+        if observed.total_milli is not None:
+            parts.append(f"{metric.metric_name} {observed.total_milli / 1000:.1f}")
+        else:
+            values = [p.usage for p in observed.pods if p.usage is not None]
+            average = sum(values) / len(values) / 1000 if values else math.nan
+            parts.append(f"{metric.metric_name} {average:.1f}/pod")
+    return "; ".join(parts)
 
 
 def _check_workload_model(
@@ -221,6 +389,7 @@ class ReplicaSet:
 
     pods: list[SimulatedPod] = field(default_factory=list)
     serial: int = 0
+    history: list[SimulatedPod] = field(default_factory=list)  # every pod ever started
 
     def __len__(self) -> int:
         return len(self.pods)
@@ -228,7 +397,14 @@ class ReplicaSet:
     def start(self, count: int, now: float, ready_delay: float) -> None:
         for _ in range(count):
             self.serial += 1
-            self.pods.append(SimulatedPod(f"pod-{self.serial}", now, now + ready_delay))
+            pod = SimulatedPod(f"pod-{self.serial}", now, now + ready_delay)
+            self.pods.append(pod)
+            self.history.append(pod)
+
+    def retire_all(self, now: float) -> None:
+        """The end of the replay: pods still running stop counting here."""
+        for pod in self.pods:
+            pod.deleted = min(pod.deleted, now)
 
     def ready_count(self, now: float) -> int:
         return sum(1 for p in self.pods if p.ready_at <= now)
@@ -240,6 +416,8 @@ class ReplicaSet:
         elif desired < current:
             # ReplicaSet deletion ranking: not-ready pods first, then the most recently ready.
             self.pods.sort(key=lambda p: (p.ready_at <= now, -p.ready_at))
+            for pod in self.pods[: current - desired]:
+                pod.deleted = now
             del self.pods[: current - desired]
 
 
@@ -277,10 +455,17 @@ class MetricsView:
         )
 
 
-def _cpu_usage(spec: HpaSpec, rps_per_pod: float, cpu_ms_per_request: float, idle_millicores: float) -> int:
-    """A pod's CPU in millicores: ms of CPU per request x requests per second, capped by a CPU limit."""
-    usage = math.ceil(rps_per_pod * cpu_ms_per_request + idle_millicores)
-    return usage if spec.cpu_limit_milli is None else min(usage, spec.cpu_limit_milli)
+def _cpu_usage(
+    spec: HpaSpec,
+    rps_per_pod: float,
+    cpu_ms_per_request: float,
+    idle_millicores: float,
+    capacity_millicores: float = math.inf,
+) -> int:
+    """A pod's CPU in millicores: ms of CPU per request x requests per second, capped by a CPU limit and
+    by what the pod can use at all (`capacity_millicores`: one core for the single worker process)."""
+    usage = min(math.ceil(rps_per_pod * cpu_ms_per_request + idle_millicores), capacity_millicores)
+    return int(usage if spec.cpu_limit_milli is None else min(usage, spec.cpu_limit_milli))
 
 
 def _usage(spec: HpaSpec, metric: MetricTarget, cpu: int, memory_bytes: float | None) -> int:

@@ -1,4 +1,5 @@
-"""The sizing question: which CPU target and maxReplicas keep p95 latency under a goal at peak load.
+"""The sizing question: which target and maxReplicas keep p95 latency under a goal at peak load, for CPU
+and (``size_strategies``) for every strategy: requests/s, in flight, KEDA.
 
 Model (deliberately simple; every step is one line below):
 
@@ -26,6 +27,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from loadtest.autoscaling.pipeline import ServiceCosts
 from loadtest.autoscaling.replica_calculator import TOLERANCE
 from loadtest.autoscaling.simulation import first_time_at, predict
 from loadtest.autoscaling.spec import HpaSpec, MetricTarget
@@ -197,3 +199,97 @@ def format_table(rows: Sequence[SizingRow], goal_ms: float) -> str:
 
 def _ms(value: float) -> str:
     return "overload" if math.isinf(value) else f"{value:.1f}"
+
+
+# --- the same question per strategy ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StrategySize:
+    """The highest target of one strategy whose worst case (top of the tolerance band) meets the goal."""
+
+    strategy: str
+    target: str  # the value to put in the chart, with its unit
+    values_key: str  # where it goes
+    replicas: int  # needed at the peak
+    worst_p95_ms: float
+    fits_max_replicas: bool
+
+
+def busiest_ok_rps(sizing: SizingInput) -> float:
+    """The most requests/s a pod may serve with its p95 at the goal: p95_low / (1 - rho) = goal."""
+    throughput = sizing.pod_capacity_millicores / sizing.cpu_ms_per_request
+    return max(0.0, throughput * (1 - sizing.measured_p95_ms / sizing.target_p95_ms))
+
+
+def size_strategies(sizing: SizingInput, latency_ms: float | None) -> list[StrategySize]:
+    """Per strategy, the target that meets the p95 goal at the peak with the fewest pods.
+
+    Each target is set so that the top of the HPA's tolerance band (target x 1.1, where the controller
+    stops scaling) still keeps a pod at or under the busiest load that meets the goal. The band is the
+    same 10 % for every metric, but in-flight grows faster than linearly with the load, so 10 % more
+    in flight is less than 10 % more requests/s: an in-flight target sits closer to the limit. Scale to
+    zero (KEDA) answers like the requests/s target at the peak; its cost is the cold start, not pods."""
+    limit = busiest_ok_rps(sizing)
+    band = 1 + TOLERANCE
+    costs = ServiceCosts(
+        sizing.cpu_ms_per_request,
+        latency_ms=latency_ms,
+        p95_ms=sizing.measured_p95_ms,
+        capacity_millicores=sizing.pod_capacity_millicores,
+    )
+    rows = []
+    cpu_percent = math.floor(100 * limit * sizing.cpu_ms_per_request / sizing.cpu_request_millicores / band)
+    cpu_rps = cpu_percent / 100 * sizing.cpu_request_millicores / sizing.cpu_ms_per_request
+    rate = math.floor(10 * limit / band) / 10
+    candidates = [
+        ("CPU", f"{cpu_percent} %", "autoscaling.targetCPUUtilizationPercentage", cpu_rps, band * cpu_rps),
+        ("requests/s", f"{rate:g} per pod", "autoscaling.targetRequestsPerSecond", rate, band * rate),
+        (
+            "KEDA requests/s (to zero)",
+            f"{rate:g} per pod",
+            "autoscaling.engine keda + targetRequestsPerSecond",
+            rate,
+            band * rate,
+        ),
+    ]
+    if latency_ms is not None and limit > 0:
+        in_flight = math.floor(100 * costs.in_flight(limit) / band) / 100
+        candidates.append(
+            (
+                "in flight",
+                f"{in_flight:g} per pod",
+                "autoscaling.targetInFlight",
+                costs.rps_per_pod_for_in_flight(in_flight),
+                costs.rps_per_pod_for_in_flight(band * in_flight),
+            )
+        )
+    for name, target, key, rps_at_target, worst_rps in candidates:
+        replicas = math.ceil(sizing.peak_rps / rps_at_target) if rps_at_target > 0 else 0
+        rows.append(
+            StrategySize(
+                name,
+                target,
+                key,
+                replicas,
+                costs.p95(worst_rps),
+                0 < replicas <= sizing.max_replicas,
+            )
+        )
+    return rows
+
+
+def format_strategy_table(rows: Sequence[StrategySize]) -> str:
+    ok = [r for r in rows if r.fits_max_replicas and r.replicas > 0]
+    fewest = min((r.replicas for r in ok), default=None)
+    width = max(len(r.strategy) for r in rows)
+    lines = [f"{'strategy':<{width}} {'target':>14} {'pods at peak':>12} {'worst p95 ms':>12}  values key"]
+    for r in rows:
+        mark = " *" if r.replicas == fewest and r in ok else "  "
+        fits = "" if r.fits_max_replicas else " (above maxReplicas)"
+        lines.append(
+            f"{r.strategy:<{width}} {r.target:>14} {str(r.replicas) + mark:>12} {_ms(r.worst_p95_ms):>12}  "
+            f"{r.values_key}{fits}"
+        )
+    lines.append("* fewest pods at the peak that still meet the goal")
+    return "\n".join(lines)

@@ -4,7 +4,9 @@
 2. Start the service as the rendered pod would (rendered command, env and port); wait on its readiness probe.
 3. Step-load it for about a minute with locust (pi requests, so CPU matters, plus classify).
 4. Measure the service process's CPU per request.
-5. Predict how the values-prod.yaml HPA answers the same load shape at production traffic; write the report.
+5. Predict how the values-prod.yaml HPA answers the same load shape at production traffic; compare the
+   autoscaling strategies (CPU, requests/s, in flight, KEDA to zero) on the same measured costs; write the
+   report (its "Autoscaling strategies" section: the table and strategies.png).
 
 With `--cluster` the release is installed on the current kube context instead and the real HPA is watched
 (loadtest/cluster/). This module keeps only the orchestration: the arithmetic that scales the measured load
@@ -30,7 +32,8 @@ import helm_python
 import locust  # noqa: F401  # first of ours: locust's gevent patching must precede any ssl import
 import psutil
 
-from loadtest.autoscaling import production
+from loadtest.autoscaling import compare, production
+from loadtest.autoscaling.pipeline import DEFAULT_PIPELINE, ServiceCosts
 from loadtest.autoscaling.production import ProductionForecast
 from loadtest.autoscaling.simulation import SyncRow, write_syncs_csv
 from loadtest.autoscaling.spec import HpaSpec, HpaSpecError
@@ -43,7 +46,8 @@ from loadtest.load import runner
 from loadtest.load.samplers import ProcessCpuSampler
 from loadtest.load.shapes import StepShape
 from loadtest.load.target import TargetUnavailable, check_target
-from loadtest.report.figures import FigureText
+from loadtest.report.figures import FigureText, plot_strategy_replicas
+from loadtest.report.files import ReportFiles, append_section
 from loadtest.report.load_run import LoadRun, print_summary, report_dir, write_run_report
 from loadtest.report.verdicts import Scaling, ScalingPoint
 
@@ -59,6 +63,8 @@ IDLE_SECONDS = 3.0  # the service's CPU use with no requests, measured before th
 # Production time per measured second: a 15 s local step becomes 60 s, i.e. 4 HPA syncs per level.
 DEFAULT_TIME_SCALE = 4.0
 READY_TIMEOUT_S = 60.0
+# The strategies' p95 goal unless --p95-goal-ms: this many times the p95 measured at the lowest step.
+GOAL_OVER_LOW_LOAD_P95 = 3.0
 
 
 class DemoError(RuntimeError):
@@ -230,6 +236,52 @@ def demo_notes(measured: Measured, forecast: ProductionForecast, floor: str) -> 
     ]
 
 
+def write_strategy_comparison(
+    run: LoadRun,
+    measured: Measured,
+    forecast: ProductionForecast,
+    files: ReportFiles,
+    args: argparse.Namespace,
+) -> str:
+    """The strategy table and the replicas-per-strategy panel, added to the report; returns the table."""
+    try:
+        latency_ms, p95_ms = production.low_load_latency(run.timeline)
+    except production.ScaleError as exc:
+        return f"strategy comparison skipped: {exc}"
+    goal = args.p95_goal_ms or round(GOAL_OVER_LOW_LOAD_P95 * p95_ms)
+    costs = ServiceCosts(
+        measured.cpu_ms_per_request,
+        latency_ms=latency_ms,
+        p95_ms=p95_ms,
+        idle_millicores=measured.idle_millicores,
+    )
+    runs = production.compare_strategies(forecast, run.timeline, costs, goal)
+    text = "\n".join(
+        [
+            compare.describe_costs(costs, goal, DEFAULT_PIPELINE, forecast.ready_delay),
+            compare.format_table([r.score for r in runs]),
+        ]
+    )
+    figure = files.directory / "strategies.png"
+    plot_strategy_replicas(
+        figure,
+        [(r.strategy.name, [(row.t, row.replicas) for row in r.rows]) for r in runs],
+        production.production_load(run.timeline, forecast.rps_scale, forecast.time_scale),
+        title=f"Replicas per autoscaling strategy: the measured load at {forecast.rps_scale:.1f}x traffic, "
+        f"p95 goal {goal:g} ms",
+        time_axis=f"production time since the load started (s): local time x{forecast.time_scale:g}",
+    )
+    for r in runs:
+        write_syncs_csv(files.directory / f"strategy-{compare.slug(r.strategy.name)}.csv", r.rows)
+    append_section(
+        files.markdown,
+        "Autoscaling strategies on the measured costs (python -m loadtest predict --compare)",
+        text,
+        figure=figure,
+    )
+    return f"\nAutoscaling strategies (report section, {figure.name}):\n{text}"
+
+
 def start_local_pod(dev: Sequence[release.Manifest]) -> LocalPod:
     """The dev pod as a local process on its rendered port, or on a free one when that is taken."""
     rendered_port = LocalPod.from_release(dev).port
@@ -282,6 +334,7 @@ def run_local_demo(args: argparse.Namespace) -> int:
         timeline=production.on_production_clock(run.timeline, args.time_scale),
     )
     write_syncs_csv(files.directory / "predicted-syncs.csv", forecast.rows)
+    print(write_strategy_comparison(run, measured, forecast, files, args))
     print(
         f"\nMeasured locally: {run.requests} requests, {run.failures} failures, "
         f"{measured.cpu_ms_per_request:.2f} ms CPU per request"
@@ -401,6 +454,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ready-delay", type=float, default=None, help="seconds for a new pod to become Ready"
+    )
+    parser.add_argument(
+        "--p95-goal-ms",
+        type=float,
+        default=None,
+        help=f"the strategies' p95 goal (default {GOAL_OVER_LOW_LOAD_P95:g} x the p95 at the lowest step)",
     )
     add_cluster_options(parser.add_argument_group("with --cluster"))
     parser.set_defaults(func=demo_command)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from loadtest.autoscaling import pipeline
 from loadtest.autoscaling.spec import HpaSpec
 from loadtest.chart import release
 
@@ -25,6 +26,11 @@ def add_release_options(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="FILE",
         help="values file, like helm -f (repeatable; later files win)",
+    )
+    parser.add_argument(
+        "--autoscaler",
+        metavar="NAME",
+        help="with rollout slots (one HPA or ScaledObject per running slot): the one to replay",
     )
     parser.add_argument(
         "--ready-delay",
@@ -62,27 +68,61 @@ def resolve_values(files: Sequence[str]) -> list[Path]:
     return resolved
 
 
-def spec_for(values_files: Sequence[str]) -> HpaSpec:
+def spec_for(values_files: Sequence[str], autoscaler: str | None = None) -> HpaSpec:
     """The HPA spec of the chart rendered with these values files."""
     values = release.load_values(resolve_values(values_files))
     try:
         objects = release.render(values)
     except Exception as exc:  # the Helm engine reports template and schema errors as its own exceptions
         raise InputError(f"rendering the chart with {', '.join(values_files)} failed: {exc}") from exc
-    return HpaSpec.from_release(objects)
+    return HpaSpec.from_release(objects, autoscaler)
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """The metric pipeline's delays and the measured latency (loadtest/autoscaling/pipeline.py)."""
+    parser.add_argument(
+        "--metrics-window",
+        type=float,
+        default=pipeline.METRICS_SERVER_WINDOW,
+        metavar="S",
+        help=f"metrics-server's CPU window (default {pipeline.METRICS_SERVER_WINDOW:g}: --metric-resolution)",
+    )
+    parser.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=pipeline.SCRAPE_INTERVAL,
+        metavar="S",
+        help=f"Prometheus scrape interval of the service's own series (default {pipeline.SCRAPE_INTERVAL:g}: "
+        "the chart's serviceMonitor.interval); rate() windows and KEDA's polling are read from the release",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        metavar="MS",
+        help="mean latency per request at low load (needed when a metric counts requests in flight)",
+    )
+
+
+def pipeline_from(args: argparse.Namespace) -> pipeline.MetricPipeline:
+    try:
+        return pipeline.MetricPipeline(args.metrics_window, args.scrape_interval)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def describe_spec(spec: HpaSpec, values_files: Sequence[str]) -> str:
-    metrics = ", ".join(
-        f"{m.resource} {m.average_utilization} %"
-        if m.average_utilization is not None
-        else f"{m.resource} {m.average_value_milli}m average"
-        for m in spec.metrics
-    )
+    metrics = ", ".join(m.describe() for m in spec.metrics)
     request = spec.container_requests[spec.main_container].get("cpu")
     behavior = "controller defaults (behavior unset)" if spec.behavior is None else _describe_behavior(spec)
+    keda = ""
+    if spec.keda is not None:
+        keda = (
+            f" (made by KEDA: minReplicaCount {spec.keda.min_replica_count}, polling every "
+            f"{spec.keda.polling_interval:g} s, cooldown {spec.keda.cooldown_period:g} s)"
+        )
     return (
-        f"HPA {spec.name} ({', '.join(values_files)}): replicas {spec.min_replicas}..{spec.max_replicas}, "
+        f"HPA {spec.name}{keda} ({', '.join(values_files)}): "
+        f"replicas {spec.min_replicas}..{spec.max_replicas}, "
         f"targets {metrics}, CPU request {request}m; behavior: {behavior}"
     )
 

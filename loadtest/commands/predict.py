@@ -1,7 +1,13 @@
-"""`python -m loadtest predict`: the offline HPA predictor on a load curve, no cluster.
+"""`python -m loadtest predict`: the offline autoscaler predictor on a load curve, no cluster.
 
-Replays a load curve (CSV with columns t,rps) through the HPA rendered from the values files; prints the
-syncs where something changes and writes every sync to --out (columns: SyncRow.CSV_COLUMNS).
+Replays a load curve (CSV with columns t,rps, or --spike BASE:PEAK) through the autoscaler rendered from
+the values files (an HPA, or the HPA KEDA makes from a ScaledObject, with whichever metrics it uses: CPU,
+memory, requests/s, requests in flight); prints the syncs where something changes and writes every sync to
+--out (columns: SyncRow.CSV_COLUMNS).
+
+With --compare it replays the same load under several strategies on the same measured costs (CPU 70 %,
+requests/s per pod, requests in flight per pod, KEDA scaling to zero) and prints a table: time to first
+scale-up, peak replicas, seconds above the p95 goal, pod-minutes, the winner of each column marked.
 Bad input exits with status 2 and a message naming the problem.
 """
 
@@ -13,6 +19,8 @@ import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
+from loadtest.autoscaling import compare
+from loadtest.autoscaling.pipeline import ServiceCosts
 from loadtest.autoscaling.simulation import SyncRow, predict, validate_load, write_syncs_csv
 from loadtest.commands import hpa_options
 
@@ -21,7 +29,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     hpa_options.add_release_options(parser)
-    parser.add_argument("--load", required=True, type=Path, help="CSV with columns t,rps (seconds, req/s)")
+    hpa_options.add_pipeline_options(parser)
+    load = parser.add_mutually_exclusive_group(required=True)
+    load.add_argument("--load", type=Path, help="CSV with columns t,rps (seconds, req/s)")
+    load.add_argument(
+        "--spike",
+        metavar="BASE:PEAK",
+        help="a built-in load instead: BASE req/s, PEAK from t=127 s for 300 s, then BASE again",
+    )
     parser.add_argument(
         "--cpu-ms-per-request",
         required=True,
@@ -33,13 +48,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--duration", type=float, metavar="S", help="seconds to simulate (default: last load row + 600)"
     )
     parser.add_argument("--out", type=Path, metavar="CSV", help="write every sync here")
+    group = parser.add_argument_group("--compare")
+    group.add_argument("--compare", action="store_true", help="compare strategies on this load (table)")
+    group.add_argument("--p95-goal-ms", type=float, metavar="MS", help="the p95 latency goal")
+    group.add_argument("--p95-ms", type=float, metavar="MS", help="p95 measured at low load")
+    group.add_argument("--cpu-target", type=int, default=compare.DEFAULT_CPU_TARGET, help="CPU strategy's %%")
+    group.add_argument("--target-rps", type=float, help="requests/s per pod (default: the CPU target's load)")
+    group.add_argument("--target-in-flight", type=float, help="in flight per pod (default: at --target-rps)")
     parser.set_defaults(func=run_predict)
 
 
-def run_predict(args: argparse.Namespace) -> int:
+def load_from(args: argparse.Namespace) -> list[tuple[float, float]]:
+    if args.load is not None:
+        return read_load(args.load)
     try:
-        spec = hpa_options.spec_for(args.values)
-        load = read_load(args.load)
+        base, peak = (float(part) for part in args.spike.split(":"))
+    except ValueError:
+        raise hpa_options.InputError(f"--spike must be BASE:PEAK requests/s, got {args.spike!r}") from None
+    return validate_load(compare.spike_load(base, peak))
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    if args.compare:
+        return run_compare(args)
+    try:
+        spec = hpa_options.spec_for(args.values, args.autoscaler)
+        load = load_from(args)
         timeline = predict(
             spec,
             load,
@@ -48,15 +82,69 @@ def run_predict(args: argparse.Namespace) -> int:
             duration=args.duration,
             idle_millicores=args.idle_millicores,
             memory_bytes_per_pod=hpa_options.memory_bytes(args),
+            latency_ms=args.latency_ms,
+            pipeline=hpa_options.pipeline_from(args),
         )
     except (hpa_options.InputError, ValueError) as exc:
         return hpa_options.bad_input(exc)
     print(hpa_options.describe_spec(spec, args.values))
     print(format_timeline(timeline))
     print(summarize(timeline, load))
+    stuck = compare.stuck_at_zero(spec, timeline)
+    if stuck:
+        print(stuck)
     if args.out:
         write_syncs_csv(args.out, timeline)
         print(f"timeline: {args.out} ({len(timeline)} syncs)")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """--compare: the strategies' table for this load and these costs."""
+    try:
+        if args.p95_goal_ms is None or args.p95_ms is None or args.latency_ms is None:
+            raise hpa_options.InputError(
+                "--compare needs --p95-goal-ms, --p95-ms and --latency-ms (measured at low load)"
+            )
+        spec = hpa_options.spec_for(args.values, args.autoscaler)
+        load = load_from(args)
+        costs = ServiceCosts(
+            args.cpu_ms_per_request,
+            latency_ms=args.latency_ms,
+            p95_ms=args.p95_ms,
+            idle_millicores=args.idle_millicores,
+        )
+        candidates = compare.strategies(
+            spec,
+            costs,
+            cpu_target=args.cpu_target,
+            rps_target=args.target_rps,
+            in_flight_target=args.target_in_flight,
+        )
+        runs = compare.compare(
+            candidates,
+            load,
+            costs,
+            args.p95_goal_ms,
+            ready_delay=args.ready_delay,
+            duration=args.duration,
+            pipeline=hpa_options.pipeline_from(args),
+        )
+    except (hpa_options.InputError, ValueError) as exc:
+        return hpa_options.bad_input(exc)
+    print(hpa_options.describe_spec(spec, args.values))
+    keda = next(run.strategy.spec.keda for run in runs if run.strategy.spec.keda is not None)
+    print(
+        compare.describe_costs(
+            costs, args.p95_goal_ms, hpa_options.pipeline_from(args), args.ready_delay, keda.polling_interval
+        )
+    )
+    print(compare.format_table([run.score for run in runs]))
+    if args.out:
+        for run in runs:
+            path = args.out.with_name(f"{args.out.stem}-{compare.slug(run.strategy.name)}{args.out.suffix}")
+            write_syncs_csv(path, run.rows)
+            print(f"timeline ({run.strategy.name}): {path}")
     return 0
 
 

@@ -1,7 +1,9 @@
-"""`python -m loadtest size`: which CPU target and maxReplicas meet a p95 goal at a peak load.
+"""`python -m loadtest size`: which target and maxReplicas meet a p95 goal at a peak load.
 
 For a peak rps and a p95 goal: a table of CPU targets with the replicas they need and the predicted p95,
-then the HPA predictor's check that the recommended target reaches those replicas, and how fast.
+then the HPA predictor's check that the recommended target reaches those replicas, and how fast; then the
+same question per strategy (CPU, requests/s, in flight with --latency-ms, KEDA): the highest target of each
+that meets the goal at the top of the tolerance band, and the pods it needs at the peak.
 Bad input exits with status 2 and a message naming the problem.
 """
 
@@ -22,6 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-p95-ms", required=True, type=float, help="the p95 latency goal")
     parser.add_argument("--measured-p95-ms", required=True, type=float, help="p95 measured at low load")
     parser.add_argument(
+        "--latency-ms", type=float, metavar="MS", help="mean latency at low load (sizes the in-flight target)"
+    )
+    parser.add_argument(
         "--targets",
         default=",".join(map(str, sizing.DEFAULT_TARGETS)),
         help="CPU target utilizations to tabulate, comma-separated percents",
@@ -31,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run_size(args: argparse.Namespace) -> int:
     try:
-        spec = hpa_options.spec_for(args.values)
+        spec = hpa_options.spec_for(args.values, args.autoscaler)
         targets = _targets(args.targets)
         question = sizing.SizingInput.from_spec(
             spec,
@@ -51,6 +56,9 @@ def run_size(args: argparse.Namespace) -> int:
         f"pod capacity {question.pod_capacity_millicores}m"
     )
     print(sizing.format_table(rows, args.target_p95_ms))
+    print("\nper strategy (the highest target whose tolerance band still meets the goal):")
+    print(sizing.format_strategy_table(sizing.size_strategies(question, args.latency_ms)))
+    print()
     best = sizing.recommend(rows)
     if best is None:
         fine = sizing.latency_ok_rows(rows, args.target_p95_ms)

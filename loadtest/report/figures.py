@@ -18,6 +18,12 @@ from matplotlib.ticker import MaxNLocator
 from loadtest.report.verdicts import LOCUST_CPU_WARNING_PERCENT, Row, Scaling
 
 LEGEND_HEADROOM = 1.3
+STRATEGY_STYLES = (
+    {"lw": 4.0, "ls": "-", "alpha": 0.55},
+    {"lw": 2.6, "ls": "-"},
+    {"lw": 1.8, "ls": "--"},
+    {"lw": 1.4, "ls": "-."},
+)
 # (legend, timeline column, colour) of the CPU panel when no HPA is watched
 PROCESS_CPU_SERIES = (
     ("locust (load generator)", "locust_cpu_percent", "tab:gray"),
@@ -157,3 +163,52 @@ def _plot_process_cpu(ax: Any, timeline: Sequence[Row]) -> None:
     ax.axhline(LOCUST_CPU_WARNING_PERCENT, color="black", ls="--", lw=1.2, label="locust warning threshold")
     ax.set_ylim(0, max(ax.get_ylim()[1], 100.0))
     ax.legend(loc="best", fontsize=9)
+
+
+def plot_strategy_replicas(
+    path: Path,
+    series: Sequence[tuple[str, Sequence[tuple[float, int]]]],
+    load: Sequence[tuple[float, float]],
+    *,
+    title: str,
+    time_axis: str = "time (s)",
+) -> None:
+    """One panel: the replica count over time of each strategy (steps), the load they answer behind."""
+    fig, ax = plt.subplots(figsize=(11, 5.4))
+    ax.set_title(title, loc="left", fontsize=11)
+    load_ax = ax.twinx()
+    end = max((points[-1][0] for _, points in series if points), default=1.0)
+    load_t = [t for t, _ in load] + [end]
+    load_ax.step(
+        load_t,
+        [r for _, r in load] + [load[-1][1] if load else 0],
+        where="post",
+        color="gray",
+        lw=1,
+        ls=":",
+        label="requests/s (right axis)",
+    )
+    load_ax.set_ylabel("requests/s", color="gray")
+    load_ax.set_ylim(bottom=0)
+    for index, (name, points) in enumerate(series):
+        # wide solid lines under narrow dashed ones: strategies that agree stay visible on top of each other
+        style = STRATEGY_STYLES[index % len(STRATEGY_STYLES)]
+        ax.step(
+            [t for t, _ in points],
+            [r for _, r in points],
+            where="post",
+            color=f"C{index}",
+            label=name,
+            **style,
+        )
+    ax.set_ylabel("replicas")
+    ax.set_xlabel(time_axis)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0, end)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    handles = ax.get_legend_handles_labels()[0] + load_ax.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -153,3 +153,12 @@ def write_report(
     }
     files.summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return files, verdicts
+
+
+def append_section(markdown: Path, title: str, text: str, *, figure: Path | None = None) -> None:
+    """A section at the end of report.md: a preformatted block (a table) and, optionally, a figure."""
+    lines = ["", f"## {title}", "", "```", text, "```", ""]
+    if figure is not None:
+        lines += [f"![{title}]({figure.name})", ""]
+    with markdown.open("a") as handle:
+        handle.write("\n".join(lines))

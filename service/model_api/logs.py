@@ -15,8 +15,6 @@ from collections.abc import Callable
 
 import orjson
 
-from model_api import metrics
-
 # Set by the app for each request; every log line emitted while serving it carries the id.
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -168,6 +166,9 @@ class StderrWriter:
         if self._pending:
             self._pending = self._write(self._pending)
             if len(self._pending) + len(data) > self.PENDING_LIMIT_BYTES:
+                # imported here: fetch and batch log through this module and never load the metrics
+                from model_api import metrics
+
                 metrics.LOG_LINES_DROPPED.inc(data.count(b"\n"))
                 return
             if self._pending:

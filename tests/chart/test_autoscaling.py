@@ -1,7 +1,8 @@
 """Autoscaling layer: `autoscaling.engine` renders exactly one autoscaler per workload (an HPA, or a KEDA
 ScaledObject on explicit opt-in), the CPU, requests-per-second and in-flight targets map to the metrics and
 triggers the README documents, bad combinations are refused naming the key, and every metric name the
-chart or one of its queries uses is exported by the running service."""
+chart or one of its queries uses is exported by the running service — except, by design, the request count
+in front of the pods that wakes a KEDA workload scaled to zero (COUNTED_IN_FRONT)."""
 
 from __future__ import annotations
 
@@ -147,7 +148,7 @@ def test_keda_behavior_is_the_hpa_behavior() -> None:
         ),
         (
             "scale to zero: fallback at one replica",
-            {"targetRequestsPerSecond": 5, "minReplicas": 0},
+            {"targetRequestsPerSecond": 5, "minReplicas": 0, "keda": {"activation": {"query": "sum(up)"}}},
             {"failureThreshold": 3, "replicas": 1, "behavior": "currentReplicasIfHigher"},
         ),
         (
@@ -161,9 +162,72 @@ def test_keda_fallback(case: str, values: dict, expected: Manifest | None) -> No
     assert scaled_object(autoscaling(engine="keda", **values))["spec"].get("fallback") == expected, case
 
 
-def test_keda_scale_to_zero_with_a_request_trigger() -> None:
-    spec = scaled_object(autoscaling(engine="keda", minReplicas=0, targetRequestsPerSecond=5))["spec"]
-    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (0, 10)
+ISTIO_ARRIVING = 'sum(rate(istio_requests_total{destination_service_name="model-api"}[1m]))'
+NGINX_INGRESS = {
+    "enabled": True,
+    "className": "nginx",
+    "hosts": [{"host": "api.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}],
+}
+
+
+def to_zero(**keda: Any) -> dict[str, Any]:
+    return autoscaling(engine="keda", minReplicas=0, targetRequestsPerSecond=5, keda=keda)
+
+
+def arriving_trigger(values: dict) -> Manifest | None:
+    triggers = scaled_object(values)["spec"]["triggers"]
+    return next((t for t in triggers if t.get("name") == "requests-arriving"), None)
+
+
+def test_keda_scale_to_zero_wakes_on_requests_counted_in_front_of_the_pods() -> None:
+    values = to_zero(activation={"query": ISTIO_ARRIVING, "threshold": 0.5})
+    expected = (
+        (0, 10),
+        {
+            "type": "prometheus",
+            "name": "requests-arriving",
+            "metricType": "AverageValue",
+            "metadata": {
+                "serverAddress": "http://prometheus-operated.monitoring.svc:9090",
+                "query": ISTIO_ARRIVING,
+                "threshold": "5",
+                "activationThreshold": "0.5",
+            },
+        },
+    )
+    spec = scaled_object(values)["spec"]
+    actual = ((spec["minReplicaCount"], spec["maxReplicaCount"]), arriving_trigger(values))
+    assert actual == expected, "ScaledObject/model-api: (min, max), spec.triggers[requests-arriving]"
+
+
+def test_keda_activation_query_is_derived_from_the_charts_nginx_ingress() -> None:
+    values = {**to_zero(rateWindow="2m"), "ingress": NGINX_INGRESS}
+    expected = ('sum(rate(nginx_ingress_controller_requests{ingress="model-api"}[2m]))', "0")
+    trigger = arriving_trigger(values) or {}
+    actual = (trigger["metadata"]["query"], trigger["metadata"]["activationThreshold"])
+    assert actual == expected, "ScaledObject/model-api: spec.triggers[requests-arriving] (query, activation)"
+
+
+@pytest.mark.parametrize(
+    ("case", "values"),
+    [
+        (
+            "minReplicas 1, query set",
+            autoscaling(
+                engine="keda",
+                minReplicas=1,
+                targetRequestsPerSecond=5,
+                keda={"activation": {"query": ISTIO_ARRIVING}},
+            ),
+        ),
+        (
+            "minReplicas 2, nginx Ingress",
+            {**autoscaling(engine="keda", targetRequestsPerSecond=5), "ingress": NGINX_INGRESS},
+        ),
+    ],
+)
+def test_no_activation_trigger_where_the_workload_never_reaches_zero(case: str, values: dict) -> None:
+    assert arriving_trigger(values) is None, f"{case}: ScaledObject/model-api has a requests-arriving trigger"
 
 
 def test_workload_leaves_replicas_to_keda() -> None:
@@ -208,6 +272,26 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         "minReplicas 0 with CPU only (keda)",
         autoscaling(engine="keda", minReplicas=0),
         "autoscaling.minReplicas 0",
+    ),
+    (
+        "minReplicas 0 (keda) without an activation query",
+        autoscaling(engine="keda", minReplicas=0, targetRequestsPerSecond=5),
+        "autoscaling.minReplicas 0 with engine keda needs autoscaling.keda.activation.query",
+    ),
+    (
+        "minReplicas 0 (keda), Ingress of another class: nothing to derive the query from",
+        {
+            **autoscaling(engine="keda", minReplicas=0, targetRequestsPerSecond=5),
+            "ingress": {**NGINX_INGRESS, "className": "traefik"},
+        },
+        "autoscaling.keda.activation.query",
+    ),
+    (
+        "minReplicas 0 (keda) on in-flight only",
+        autoscaling(
+            engine="keda", minReplicas=0, targetInFlight=2, keda={"activation": {"query": "sum(up)"}}
+        ),
+        "autoscaling.minReplicas 0 with engine keda needs autoscaling.targetRequestsPerSecond",
     ),
     (
         "minReplicas 0 with an HPA",
@@ -265,13 +349,24 @@ def test_adapter_rule_queries_use_the_services_series() -> None:
         )
 
 
+# The one trigger whose series is not the service's, by design: requests counted in front of the pods (here
+# the chart's own ingress-nginx Ingress), because at zero replicas no pod exists to count them.
+COUNTED_IN_FRONT = {"requests-arriving": {"nginx_ingress_controller_requests"}}
+
+
 def test_keda_queries_use_the_services_series() -> None:
     series = service_metrics.scraped_series()
-    spec = scaled_object(autoscaling(engine="keda", **REQUEST_TARGETS))["spec"]
-    queries = [t["metadata"]["query"] for t in spec["triggers"] if t["type"] == "prometheus"]
-    unknown = {q: service_metrics.promql_metric_names(q) - series for q in queries}
-    assert {q: names for q, names in unknown.items() if names} == {}, "ScaledObject/model-api: spec.triggers"
-    assert len(queries) == 2
+    values = {**autoscaling(engine="keda", minReplicas=0, **REQUEST_TARGETS), "ingress": NGINX_INGRESS}
+    triggers = [t for t in scaled_object(values)["spec"]["triggers"] if t["type"] == "prometheus"]
+    names = {t["name"]: service_metrics.promql_metric_names(t["metadata"]["query"]) for t in triggers}
+    external = {name: names.pop(name) for name in COUNTED_IN_FRONT}
+    unknown = {name: found - series for name, found in names.items()}
+    expected = ({}, COUNTED_IN_FRONT, ["requests-per-second", "requests-in-flight"])
+    actual = ({name: found for name, found in unknown.items() if found}, external, list(names))
+    assert actual == expected, (
+        "ScaledObject/model-api: spec.triggers (names not in /metrics, the documented exception, "
+        "triggers on the service's series)"
+    )
 
 
 def test_metric_name_extraction_can_fail() -> None:

@@ -376,10 +376,32 @@ def test_cpu_limit_and_requests_in_millicores() -> None:
     [
         ("no CPU request", hpa_manifest(), deployment({"memory": "1Gi"}), "no resources.requests.cpu"),
         (
-            "a Pods metric",
+            "a Pods metric without a name",
             hpa_manifest(metrics=[{"type": "Pods", "pods": {}}]),
             deployment({"cpu": "1"}),
-            "type 'Pods'",
+            r"metrics\[0\]\.pods\.metric\.name is missing",
+        ),
+        (
+            "a Pods metric the replay cannot produce",
+            hpa_manifest(
+                metrics=[
+                    {
+                        "type": "Pods",
+                        "pods": {
+                            "metric": {"name": "queue_depth"},
+                            "target": {"type": "AverageValue", "averageValue": "5"},
+                        },
+                    }
+                ]
+            ),
+            deployment({"cpu": "1"}),
+            "metric 'queue_depth'",
+        ),
+        (
+            "an unknown metric type",
+            hpa_manifest(metrics=[{"type": "CheddarCheese"}]),
+            deployment({"cpu": "1"}),
+            "type 'CheddarCheese'",
         ),
         (
             "autoscaling/v1",

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from loadtest.cluster.watch import live_scaling, problems_seen
-from loadtest.report.figures import FigureText
-from loadtest.report.files import write_report
+from loadtest.report.figures import FigureText, plot_strategy_replicas
+from loadtest.report.files import append_section, write_report
 from loadtest.report.verdicts import Scaling, ScalingPoint, compute_verdicts
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -255,3 +255,27 @@ def test_failures_while_scaling_count_requests_not_rates() -> None:
         compute_verdicts(late, LIVE).failures_while_scaling,
     )
     assert actual == expected, "Verdicts.failures_while_scaling (1.01 s rows, a 3 s row)"
+
+
+def test_strategy_panel_and_section_are_added_to_the_report(tmp_path: Path) -> None:
+    """The demo's strategy comparison: one PNG panel and a section at the end of report.md."""
+    files, _ = write_report(tmp_path, [], text=FigureText("t"))
+    figure = tmp_path / "strategies.png"
+    plot_strategy_replicas(
+        figure,
+        [("CPU 70 %", [(0.0, 3), (60.0, 5)]), ("RPS 14.0/pod", [(0.0, 3), (45.0, 6)])],
+        [(0.0, 30.0), (30.0, 90.0)],
+        title="replicas per strategy",
+    )
+    append_section(
+        files.markdown, "Autoscaling strategies", "strategy  pod-minutes\nCPU 70 %  12.0", figure=figure
+    )
+    text = files.markdown.read_text()
+    expected = (True, True, True, True)
+    actual = (
+        figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n",
+        text.rstrip().endswith("![Autoscaling strategies](strategies.png)"),
+        "## Autoscaling strategies" in text,
+        "CPU 70 %  12.0" in text,
+    )
+    assert actual == expected, "(PNG written, figure linked last, section title, table) in report.md"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.autoscaling import production, sizing
 from loadtest.autoscaling.sizing import (
     SizingInput,
     SizingRow,
@@ -160,3 +161,33 @@ def test_verify_accepts_a_count_the_tolerance_band_holds() -> None:
     expected = (80, 73, True)
     actual = (row.replicas, check.replicas_needed, check.seconds_to_needed is not None)
     assert actual == expected, "(table replicas, Verification.replicas_needed, reached) of a 90 % target"
+
+
+def test_size_per_strategy_meets_the_goal_at_the_top_of_the_band() -> None:
+    """300 req/s at 25 ms of CPU (a pod serves 40 req/s), p95 60 ms at low load, goal 200 ms: a pod may
+    run at 28 req/s (60 / (1 - 0.7) = 200); each target leaves the 10 % band under that."""
+    question = dataclasses.replace(
+        QUESTION, peak_rps=300, cpu_ms_per_request=25, target_p95_ms=200, measured_p95_ms=60, max_replicas=30
+    )
+    rows = {r.strategy: r for r in sizing.size_strategies(question, latency_ms=30.0)}
+    expected = {
+        "CPU": ("127 %", 12),
+        "requests/s": ("25.4 per pod", 12),
+        "KEDA requests/s (to zero)": ("25.4 per pod", 12),
+        "in flight": ("2.54 per pod", 12),
+    }
+    actual = {name: (r.target, r.replicas) for name, r in rows.items()}
+    assert actual == expected, "(target, pods at the peak) per strategy"
+    worst = max(r.worst_p95_ms for r in rows.values())
+    assert worst <= 200, f"a target's tolerance band breaks the goal: worst p95 {worst:.1f} ms"
+
+
+def test_low_load_latency_reads_the_lowest_step() -> None:
+    timeline = [
+        {"t": 1, "users": 2, "p50_ms": 30.0, "p95_ms": 50.0},
+        {"t": 2, "users": 2, "p50_ms": 32.0, "p95_ms": 54.0},
+        {"t": 3, "users": 2, "p50_ms": 34.0, "p95_ms": 58.0},
+        {"t": 4, "users": 4, "p50_ms": 90.0, "p95_ms": 300.0},
+    ]
+    expected = (32.0, 54.0)
+    assert production.low_load_latency(timeline) == expected, "(mean stand-in, p95) at the lowest step"

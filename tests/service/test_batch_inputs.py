@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from model_api.batch.inputs import InputFormatError, Row, RowError, convert, layout, read_rows
+from model_api.batch.inputs import InputFormatError, Row, RowError, convert, count_rows, layout, read_rows
 from model_api.batch.shards import shard_of
 from model_api.signature import Signature, TensorSpec
 
@@ -181,3 +181,26 @@ def test_float_batches_convert_at_once_and_only_bad_rows_are_set_aside() -> None
         batch.arrays["input"].tolist()
         == np.array([[5.1, 3.5, 1.4, 0.2], [6, 3, 4.8, 1.8]], np.float32).tolist()
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        ("a,b,c,d\n1,2,3,4\n5,6,7,8\n", "csv"),
+        ("a,b,c,d\n1,2,3,4\n5,6,7,8", "csv"),  # no newline after the last record
+        ('a,b,c,d\n"1\n2",2,3,4\n5,6,7,8\n', "csv"),  # a quoted field spanning two lines is one record
+        ("a,b,c,d\r\n1,2,3,4\r\n5,6,7,8\r\n", "csv"),
+        ("a,b,c,d\n1,2,3,4\n\n", "csv"),  # a blank line is a (bad) record, as csv.reader reads it
+        ('{"x": 1}\n{"x": 2}\n', "jsonl"),
+        ('{"x": 1}\n{"x": 2}', "jsonl"),
+    ],
+)
+def test_row_count_agrees_with_the_reader(tmp_path: Path, text: str, fmt: str) -> None:
+    path = tmp_path / f"in.{fmt}"
+    path.write_bytes(text.encode())
+    columns = (
+        layout(IRIS, FEATURES)
+        if fmt == "csv"
+        else layout(Signature(inputs=(TensorSpec("x", "FP32", (-1, 1)),), outputs=IRIS.outputs), ())
+    )
+    assert count_rows(path, fmt) == len(list(read_rows(path, fmt, columns, 0, 10**9)))

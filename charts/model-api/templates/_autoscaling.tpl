@@ -57,3 +57,18 @@ PromQL: requests in flight in the pods behind a Service (argument: list root ser
 {{- $root := index . 0 }}
 {{- printf "sum(model_api_requests_in_flight{namespace=%q,service=%q})" $root.Release.Namespace (index . 1) }}
 {{- end }}
+
+{{/*
+PromQL: requests per second arriving in front of the pods (ingress, gateway, mesh), which KEDA reads to wake a
+workload scaled to zero: autoscaling.keda.activation.query, or the request counter of the chart's own Ingress
+when ingress-nginx serves it (ingress.className nginx; a rolling release, whose Ingress reaches the one
+workload). Empty when neither.
+*/}}
+{{- define "model-api.kedaActivationQuery" -}}
+{{- $keda := .Values.autoscaling.keda }}
+{{- if $keda.activation.query }}
+{{- $keda.activation.query }}
+{{- else if and .Values.ingress.enabled (eq .Values.ingress.className "nginx") (ne (include "model-api.slotted" .) "true") }}
+{{- printf "sum(rate(nginx_ingress_controller_requests{ingress=%q}[%s]))" (include "model-api.fullname" .) $keda.rateWindow }}
+{{- end }}
+{{- end }}

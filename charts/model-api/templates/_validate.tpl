@@ -21,7 +21,8 @@ Autoscaling: one engine, replica bounds (zero only where something can wake the 
 and the requests a utilization target is measured against.
 */}}
 {{- define "model-api.validateValues.autoscaling" -}}
-{{- $v := .root.Values }}
+{{- $root := .root }}
+{{- $v := $root.Values }}
 {{- $m := list }}
 {{- $requests := ($v.resources | default dict).requests | default dict }}
 {{- if $v.autoscaling.enabled }}
@@ -43,9 +44,14 @@ and the requests a utilization target is measured against.
 {{- end }}
 {{- if eq (int .minReplicas) 0 }}
 {{- if ne .engine "keda" }}
-{{- $m = append $m "autoscaling.minReplicas 0 needs autoscaling.engine keda with autoscaling.targetRequestsPerSecond or autoscaling.targetInFlight (an HPA cannot scale to zero)" }}
-{{- else if not $requestBased }}
-{{- $m = append $m "autoscaling.minReplicas 0 with only CPU/memory targets never scales up from zero: set autoscaling.targetRequestsPerSecond or autoscaling.targetInFlight" }}
+{{- $m = append $m "autoscaling.minReplicas 0 needs autoscaling.engine keda with autoscaling.targetRequestsPerSecond and autoscaling.keda.activation.query (an HPA cannot scale to zero)" }}
+{{- else }}
+{{- if kindIs "invalid" .targetRequestsPerSecond }}
+{{- $m = append $m "autoscaling.minReplicas 0 with engine keda needs autoscaling.targetRequestsPerSecond: the trigger that wakes the workload counts requests per second in front of the pods and scales on that target per pod (CPU, memory and in-flight come from pods, which do not exist at zero)" }}
+{{- end }}
+{{- if not (include "model-api.kedaActivationQuery" $root) }}
+{{- $m = append $m "autoscaling.minReplicas 0 with engine keda needs autoscaling.keda.activation.query: PromQL for the requests per second arriving in front of the pods, e.g. sum(rate(nginx_ingress_controller_requests{ingress=\"<fullname>\"}[1m])) (derived when the chart's Ingress has ingress.className nginx); the pods' own counters read 0 with no pod, so the workload would never wake" }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -240,18 +240,19 @@ def _score(
 
 
 def _write_predictions(model: Model, rows: list[Row], outputs: dict[str, Any], part: Any) -> None:
-    as_lists = {name: array.tolist() for name, array in outputs.items()}
+    """One JSON object per row: `row`, each output by name, `class_name` for classifiers."""
+    keys = ["row", *outputs]
+    columns = [[row.row for row in rows], *(array.tolist() for array in outputs.values())]
     classes = model.info.classes if model.info is not None else None
-    lines = []
-    for position, row in enumerate(rows):
-        record: dict[str, Any] = {"row": row.row}
-        for name, values in as_lists.items():
-            record[name] = values[position]
-        if classes is not None:
-            label = as_lists[classes.label_output][position]
-            record[CLASS_NAME_FIELD] = classes.names[label] if 0 <= label < len(classes.names) else None
-        lines.append(orjson.dumps(record))
-    part.write(b"\n".join(lines) + b"\n")
+    if classes is not None:
+        names, labels = classes.names, outputs[classes.label_output].tolist()
+        keys.append(CLASS_NAME_FIELD)
+        columns.append([names[label] if 0 <= label < len(names) else None for label in labels])
+    dumps = orjson.dumps
+    part.write(
+        b"\n".join([dumps(dict(zip(keys, values, strict=True))) for values in zip(*columns, strict=True)])
+    )
+    part.write(b"\n")
 
 
 def _write_errors(stream: Any, errors: list[RowError]) -> int:
