@@ -45,7 +45,7 @@ from loadtest.cluster.context import ClusterError, check_reachable
 from loadtest.load import runner
 from loadtest.load.samplers import ProcessCpuSampler
 from loadtest.load.shapes import StepShape
-from loadtest.load.target import TargetUnavailable, check_target, served_model_name
+from loadtest.load.target import TargetUnavailable, check_target
 from loadtest.report.figures import FigureText, plot_strategy_replicas
 from loadtest.report.files import ReportFiles, append_section
 from loadtest.report.load_run import LoadRun, print_summary, report_dir, write_run_report
@@ -134,7 +134,6 @@ def measure_local(pod: LocalPod, args: argparse.Namespace) -> tuple[LoadRun, Mea
             user_rps=DEMO_USER_RPS,
             pi_ndigits=DEMO_PI_NDIGITS,
             api_key=pod.env.get("MODEL_API_API_KEY") or None,
-            model_name=served_model_name(pod.url("")),
         )
         print(f"3/5 step load for {shape.duration:.0f} s: {shape.describe()}, users {list(DEMO_USERS)}")
         load_start = cpu.cpu_seconds()
@@ -367,12 +366,8 @@ def run_cluster_demo(args: argparse.Namespace) -> int:
         objects, tool, watcher = prepare_release(args)
         with contextlib.ExitStack() as stack:
             host = args.url or stack.enter_context(proxy.service_url(objects, args.namespace, args.context))
-            users = runner.configured_users(
-                DEMO_USERS,
-                user_rps=DEMO_USER_RPS,
-                pi_ndigits=DEMO_PI_NDIGITS,
-                model_name=check_target(host).model_name,
-            )
+            check_target(host)
+            users = runner.configured_users(DEMO_USERS, user_rps=DEMO_USER_RPS, pi_ndigits=DEMO_PI_NDIGITS)
             print(
                 f"3/4 step load through {host}: {shape.duration:.0f} s, then {args.cooldown:.0f} s watching"
             )

@@ -115,9 +115,11 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         check_host(args.host)
         shape = shape_from_args(args)
-        names = args.user_names or list(USER_CLASSES)
-        configured_users(
-            names, user_rps=args.user_rps, pi_ndigits=args.pi_ndigits, batch_rows=args.batch_rows
+        users = configured_users(
+            args.user_names or list(USER_CLASSES),
+            user_rps=args.user_rps,
+            pi_ndigits=args.pi_ndigits,
+            batch_rows=args.batch_rows,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -126,17 +128,10 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"error: --cooldown {args.cooldown} must be a finite number of seconds >= 0", file=sys.stderr)
         return BAD_INPUT
     try:
-        target = check_target(args.host, ready_path=args.ready_path, headers=api_key_headers(os.environ))
+        check_target(args.host, ready_path=args.ready_path, headers=api_key_headers(os.environ))
     except TargetUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return UNREACHABLE
-    users = configured_users(
-        names,
-        user_rps=args.user_rps,
-        pi_ndigits=args.pi_ndigits,
-        batch_rows=args.batch_rows,
-        model_name=target.model_name,
-    )
     samplers: list[Sampler] = []
     if args.service_pid is not None:
         samplers.append(ProcessCpuSampler(args.service_pid))

@@ -136,10 +136,8 @@ def configured_users(
     pi_ndigits: int | None = None,
     batch_rows: int | None = None,
     api_key: str | None = None,
-    model_name: str | None = None,
 ) -> list[type[User]]:
-    """The chosen user classes, subclassed with this run's pacing, request cost and target model (the
-    originals untouched)."""
+    """The chosen user classes, subclassed with this run's pacing and request cost (originals untouched)."""
     for option, value, minimum in (
         ("--user-rps", user_rps, 0),
         ("--pi-ndigits", pi_ndigits, 0),
@@ -161,8 +159,6 @@ def configured_users(
             overrides["batch_rows"] = batch_rows
         if api_key is not None:
             overrides["api_key"] = api_key
-        if model_name is not None and hasattr(base, "model_name"):
-            overrides["model_name"] = model_name
         chosen.append(type(base.__name__, (base,), overrides) if overrides else base)
     return chosen
 
