@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODEL := service/model_api/artifacts/iris.onnx
 CLUSTER ?=
+CANARY_SECONDS ?= 30
 PYTEST ?= $(BIN)/pytest
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: setup checkov test test-chart serve bench lint demo golden mutation clean
+.PHONY: setup checkov test test-chart serve bench lint demo canary golden mutation clean
 
 setup: $(STAMP) $(MODEL)
 
@@ -58,6 +59,13 @@ lint: setup
 
 demo: setup
 	$(BIN)/python -m loadtest demo $(if $(CLUSTER),--cluster,)
+
+# The canary rehearsal of values-canary.yaml (real nginx and Prometheus, no cluster): a good candidate must be
+# promoted, then the same candidate answering 20 % errors must be aborted. About a minute of load in all.
+canary: setup
+	$(BIN)/python -m loadtest canary --values values-canary.yaml --duration $(CANARY_SECONDS) --expect promote
+	$(BIN)/python -m loadtest canary --values values-canary.yaml --duration $(CANARY_SECONDS) \
+		--candidate-error-rate 0.2 --expect abort
 
 # Rewrite the reviewed golden renders after an intended chart change; review the diff before committing.
 golden: setup

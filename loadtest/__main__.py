@@ -21,6 +21,10 @@ COMMANDS = {
         "loadtest.commands.demo",
         "render, start, load, measure, predict the prod HPA, write a report (make demo)",
     ),
+    "canary": (
+        "loadtest.commands.canary",
+        "rehearse the canary with real nginx and Prometheus, no cluster (make canary)",
+    ),
 }
 
 

@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "loadtest.cluster": {"loadtest.chart", "loadtest.autoscaling", "loadtest.report", "loadtest.probe"},
     "loadtest.canary": {"loadtest.chart", "loadtest.load", "loadtest.report", "loadtest.probe"},
     "loadtest.commands": {
+        "loadtest.canary",
         "loadtest.chart",
         "loadtest.load",
         "loadtest.autoscaling",

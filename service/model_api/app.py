@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import orjson
 
-from model_api import metrics
+from model_api import faults, metrics
 from model_api.errors import ApiError, MethodNotAllowed, NotFound, Unauthorized
 from model_api.http import CLOSE, ClientGone, Handler, Request, Response, Route
 from model_api.logs import AccessLog, request_id_var
@@ -47,6 +47,7 @@ class App:
         api_key = state.settings.api_key
         self._api_key = api_key.encode() if api_key else None
         self._model_prefixes = ("/v1/models/", "/v2/models/")
+        self._faults = faults.from_settings(state.settings)  # None unless a rehearsal asks
 
     def startup(self) -> None:
         """Load the model; a failure leaves the app serving with readiness 503."""
@@ -124,6 +125,8 @@ class App:
                 handler = self._head_or_refuse(route, request)
             if route.protected and self._api_key is not None:
                 self._authorize(request.headers)
+            if route.protected and self._faults is not None:
+                await self._faults.inject()
             return await handler(request)
         except ApiError as error:
             return _error_response(error)

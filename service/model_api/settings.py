@@ -79,6 +79,13 @@ class Settings:
     shutdown_timeout_seconds: float = _setting(
         20.0, "After draining: the longest wait for in-flight requests before exit.", minimum=0
     )
+    # Rehearsal-only faults (model_api.faults), off by default: never set them in a real deployment.
+    rehearsal_error_rate: float = _setting(
+        0.0, "Rehearsals and tests only: fraction (0-1) of prediction requests answered 500.", minimum=0
+    )
+    rehearsal_latency_ms: float = _setting(
+        0.0, "Rehearsals and tests only: milliseconds added to every prediction request.", minimum=0
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
