@@ -204,3 +204,14 @@ def test_row_count_agrees_with_the_reader(tmp_path: Path, text: str, fmt: str) -
         else layout(Signature(inputs=(TensorSpec("x", "FP32", (-1, 1)),), outputs=IRIS.outputs), ())
     )
     assert count_rows(path, fmt) == len(list(read_rows(path, fmt, columns, 0, 10**9)))
+
+
+def test_a_carriage_return_cut_at_a_chunk_end_still_counts_right(tmp_path: Path) -> None:
+    """The byte counter reads 1 MiB chunks: a CRLF split between two of them is still one line end."""
+    header = "a,b,c,d\r\n"
+    filler = "1,2,3,4\r\n"
+    text = header + filler * ((1 << 20) // len(filler))
+    text = text[: (1 << 20) - 1] + "\r\n" + filler  # the first chunk ends exactly on the CR
+    path = tmp_path / "in.csv"
+    path.write_bytes(text.encode())
+    assert count_rows(path, "csv") == len(list(read_rows(path, "csv", layout(IRIS, FEATURES), 0, 10**9)))

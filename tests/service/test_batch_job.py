@@ -287,3 +287,53 @@ class TestS3:
             "--input", str(data), "--output", "s3://models/out", "--shard-index", "0", env=env
         )  # the server has stopped: nothing listens at its endpoint any more
         assert (result.returncode, "out/_SUCCESS-00000" in result.stderr) == (3, True), result.stderr
+
+
+def test_any_model_any_datatype_through_json_lines(tmp_path: Path) -> None:
+    """The identity model (INT32, INT64, BOOL, FP64, FP32 and BYTES in and out, [N, 2]) scores JSON Lines rows
+    into the same values: the string output takes the per-row writer, the others the batch-wide one."""
+    from tests.service.example_models import build_identity
+
+    model = build_identity(tmp_path / "identity.onnx")
+    rows = [
+        {"int32": [i, -i], "int64": [2**40 + i, 0], "bool": [True, i % 2 == 0], "fp64": [0.5 * i, 1e-300],
+         "fp32": [1.5, -2.25], "bytes": [f"row {i}", "é"]}
+        for i in range(5)
+    ]  # fmt: skip
+    data = tmp_path / "rows.jsonl"
+    data.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    result = batch(
+        "--input", str(data), "--output", str(tmp_path / "out"), "--shard-index", "0",
+        env={"MODEL_API_MODEL_PATH": str(model)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = read_parts(tmp_path / "out")
+    expected = [
+        {"row": i, **{f"{name}_out": value for name, value in row.items()}} for i, row in enumerate(rows)
+    ]
+    assert records == expected
+
+
+def test_a_two_input_model_without_metadata_scores_like_numpy(tmp_path: Path) -> None:
+    from tests.service.example_models import build_two_inputs, two_inputs_expected
+
+    model = build_two_inputs(tmp_path / "two.onnx")
+    x = np.array([[1.5, 2.0, -3.0], [0.25, 0.5, 0.125], [10.0, 20.0, 30.0]], dtype=np.float32)
+    category = np.array([["a"], ["b"], ["a"]], dtype=object)
+    data = tmp_path / "rows.jsonl"
+    data.write_bytes(
+        b"".join(
+            orjson.dumps({"x": row.tolist(), "category": c[0]}) + b"\n"
+            for row, c in zip(x, category, strict=True)
+        )
+    )
+    result = batch(
+        "--input", str(data), "--output", str(tmp_path / "out"), "--shard-index", "0",
+        env={"MODEL_API_MODEL_PATH": str(model)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = read_parts(tmp_path / "out")
+    reference = two_inputs_expected(x, category)
+    actual = {name: np.array([r[name] for r in records]) for name in reference}
+    for name, values in reference.items():
+        np.testing.assert_allclose(actual[name], values, rtol=1e-6, err_msg=name)

@@ -54,9 +54,10 @@ class InputColumns:
         return tuple(self.spec.shape[1:])
 
 
-def layout(signature: Signature, features: Sequence[str]) -> tuple[InputColumns, ...]:
+def layout(signature: Signature, features: Sequence[str], fmt: str = "csv") -> tuple[InputColumns, ...]:
     """Column names per input: a single input takes the declared features (or f0..fk), several inputs
-    one column each named after the input. Every input must be batched with static row dimensions."""
+    one table column each named after the input; JSON Lines name inputs, so any number of them may take
+    tensors. Every input must be batched with static row dimensions."""
     for spec in signature.inputs:
         if not spec.batched or any(d < 0 for d in spec.shape[1:]):
             raise InputFormatError(
@@ -72,6 +73,11 @@ def layout(signature: Signature, features: Sequence[str]) -> tuple[InputColumns,
             )
         names = tuple(features) if features else tuple(f"{spec.name}_{i}" for i in range(width))
         return (InputColumns(spec, names),)
+    if fmt == "jsonl":  # one element name per value, for the shape check of each record
+        return tuple(
+            InputColumns(spec, tuple(f"{spec.name}[{i}]" for i in range(math.prod(spec.shape[1:]))))
+            for spec in signature.inputs
+        )
     for spec in signature.inputs:
         if math.prod(spec.shape[1:]) != 1:
             raise InputFormatError(
@@ -105,11 +111,15 @@ def _lines(path: Path) -> tuple[int, bool]:
     lines, plain, last = 0, True, b"\n"
     with path.open("rb") as stream:
         while chunk := stream.read(1 << 20):
+            if last == b"\r" and not chunk.startswith(b"\n"):
+                plain = False  # the previous chunk ended in a CR that no LF follows
             lines += chunk.count(b"\n")
-            # CRLF endings (csv.writer's default) are plain; a lone CR, or one cut at a chunk end, is not
-            plain = plain and b'"' not in chunk and chunk.count(b"\r") == chunk.count(b"\r\n")
+            # CRLF endings (csv.writer's default) are plain; a lone CR is not (a CR ending the chunk is
+            # checked against the next one)
+            lone_crs = chunk.count(b"\r") - chunk.count(b"\r\n") - chunk.endswith(b"\r")
+            plain = plain and b'"' not in chunk and lone_crs == 0
             last = chunk[-1:]
-    return lines + (last != b"\n"), plain
+    return lines + (last != b"\n"), plain and last != b"\r"
 
 
 def read_rows(
