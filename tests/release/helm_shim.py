@@ -12,24 +12,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 import helm_python
 import yaml
 
+from loadtest.chart.release import merge_values
+
 UNSUPPORTED = 64
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Helm's coalescing of user values: maps merge key by key, anything else replaces."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def user_values(files: list[str], sets: list[str]) -> dict[str, Any]:
@@ -37,9 +27,9 @@ def user_values(files: list[str], sets: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for path in files:
         with open(path) as handle:
-            values = deep_merge(values, yaml.safe_load(handle) or {})
+            values = merge_values(values, yaml.safe_load(handle) or {})
     for expression in sets:
-        values = deep_merge(values, helm_python.parse_set_string(expression))
+        values = merge_values(values, helm_python.parse_set_string(expression))
     return values
 
 

@@ -23,6 +23,7 @@ import helm_python
 import pytest
 import yaml
 
+from loadtest.chart.release import merge_values
 from tests.chart import helpers, values_doc
 from tests.release.support import RELEASE_WORKFLOW, ROOT, load_workflow, release_chart, run_step
 
@@ -57,16 +58,6 @@ def members(archive: Path) -> set[str]:
 def expand(archive: Path, into: Path) -> Path:
     helm_python.expand(str(into), str(archive))
     return into / CHART_NAME
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def without_version_labels(node: Any) -> Any:
@@ -249,7 +240,7 @@ def test_release_chart_renders_the_source_objects_for_that_image(value_set: str,
     """Per values set: the source tree given the published image as its default renders the same objects
     as the release archive, but for the version labels, which carry the tag's version."""
     files = helpers.VALUE_SETS[value_set]
-    user_values = deep_merge({"image": {"repository": IMAGE, "digest": DIGEST}}, helpers.values_for(files))
+    user_values = merge_values({"image": {"repository": IMAGE, "digest": DIGEST}}, helpers.values_for(files))
     expected = [obj for _, obj in helpers.render_uncached(user_values)]
     actual = [obj for _, obj in helpers.render_uncached(files=files, chart_dir=release_dir)]
     version = chart_version()

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from model_api.storage import fsync_dir
+
 
 class Destination(Protocol):
     def read(self, name: str) -> bytes | None:
@@ -71,7 +73,7 @@ class LocalDirectory:
     def publish(self, staged: Path, name: str) -> None:
         _fsync(staged)
         os.replace(staged, self.root / name)
-        _fsync_directory(self.root)
+        fsync_dir(self.root)
 
     def remove(self, name: str) -> None:
         (self.root / name).unlink(missing_ok=True)
@@ -97,11 +99,3 @@ def write_json(path: Path, content: dict[str, Any]) -> Path:
 def _fsync(path: Path) -> None:
     with path.open("rb") as stream:
         os.fsync(stream.fileno())
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
