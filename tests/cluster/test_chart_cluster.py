@@ -9,6 +9,7 @@ The service image must be in the cluster (CI: `docker build` + `kind load docker
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -87,15 +88,15 @@ class ClusterRelease:
         return {p.metadata.labels.get("pod-template-hash") for p in pods if p.status.phase == "Running"}
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterRelease]:
-    target = ClusterRelease()
+@contextlib.contextmanager
+def installed(target: ClusterRelease, overrides: dict[str, Any] | None = None) -> Iterator[ClusterRelease]:
+    """The release installed in the target's own namespace for the block, uninstalled and deleted after."""
     target.create_namespace()
     try:
         target.helm.install(
             str(helpers.CHART_DIR),
             RELEASE,
-            target.values(),
+            target.values(overrides),
             namespace=target.namespace,
             wait="watcher",
             timeout=INSTALL_TIMEOUT_S,
@@ -106,6 +107,12 @@ def cluster() -> Iterator[ClusterRelease]:
             target.helm.uninstall(RELEASE, ignore_not_found=True, timeout=120)
         finally:
             target.delete_namespace()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ClusterRelease]:
+    with installed(ClusterRelease()) as target:
+        yield target
 
 
 def test_dev_install_rolls_out(cluster: ClusterRelease) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from loadtest.chart.release import merge_values
 from tests.chart import helpers
-from tests.cluster.test_chart_cluster import INSTALL_TIMEOUT_S, RELEASE, ClusterRelease, wait_for
+from tests.cluster.test_chart_cluster import INSTALL_TIMEOUT_S, RELEASE, ClusterRelease, installed, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -115,23 +115,8 @@ class CanaryCluster(ClusterRelease):
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[CanaryCluster]:
-    target = CanaryCluster()
-    target.create_namespace()
-    try:
-        target.helm.install(
-            str(helpers.CHART_DIR),
-            RELEASE,
-            target.values(CANARY_25),
-            namespace=target.namespace,
-            wait="watcher",
-            timeout=INSTALL_TIMEOUT_S,
-        )
+    with installed(CanaryCluster(), CANARY_25) as target:
         yield target
-    finally:
-        try:
-            target.helm.uninstall(RELEASE, ignore_not_found=True, timeout=120)
-        finally:
-            target.delete_namespace()
 
 
 def test_replicas_canary_splits_by_replica_count(cluster: CanaryCluster) -> None:
