@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import tempfile
 import time
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from model_api import model_settings
 from model_api.batch.inputs import (
     FORMATS,
     InputColumns,
@@ -35,9 +35,9 @@ from model_api.batch.inputs import (
 )
 from model_api.batch.outputs import Destination, LocalDirectory, read_marker, write_json
 from model_api.batch.shards import PAD, Shard, shard_of
-from model_api.fetch import fetch
+from model_api.fetch import fetch, file_sha256
 from model_api.model import Model, OnnxModel
-from model_api.storage import StorageError
+from model_api.storage import StorageError, redact
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def _score_input(
     assert model.info is not None
     fmt = options.input_format or _format_from_suffix(input_path)
     columns = _layout(model, fmt)
-    input_sha256 = _sha256(input_path)
+    input_sha256 = file_sha256(input_path)
     if options.input_sha256 and input_sha256 != options.input_sha256.lower():
         raise BatchError(
             EXIT_INTEGRITY,
@@ -199,12 +199,12 @@ def _score_and_commit(
                 f"{errors} bad rows of {shard.rows} exceed --max-error-rate {options.max_error_rate} "
                 f"(reasons in {shard.errors_name})",
             )
-        part_bytes, part_sha256 = part_path.stat().st_size, _sha256(part_path)
+        part_bytes, part_sha256 = part_path.stat().st_size, file_sha256(part_path)
         destination.publish(part_path, shard.part_name)
         marker = {
             **identity,
-            "input": _redacted(options.input),
-            "model_sha256": _sha256(_onnx_file(options.model_path)),
+            "input": redact(options.input),
+            "model_sha256": file_sha256(model_settings.resolve_path(options.model_path)[0]),
             "counts": {"rows": shard.rows, "scored": scored, "errors": errors},
             "part": shard.part_name,
             "part_bytes": part_bytes,
@@ -312,9 +312,9 @@ def _check_options(options: BatchOptions) -> None:
 
 
 def _load_model(options: BatchOptions) -> OnnxModel:
-    onnx_file = _onnx_file(options.model_path)
+    onnx_file = model_settings.resolve_path(options.model_path)[0]
     if options.model_sha256 and onnx_file.is_file():
-        actual = _sha256(onnx_file)
+        actual = file_sha256(onnx_file)
         if actual != options.model_sha256.lower():
             raise BatchError(EXIT_INTEGRITY, f"model digest sha256:{actual} does not match --model-sha256")
     model = OnnxModel(options.model_path, options.model_name, version=options.model_version)
@@ -337,7 +337,7 @@ def _destination(output: str) -> Destination:
 
         return S3Prefix(output)
     if "://" in output and not output.startswith("file://"):
-        raise BatchError(EXIT_USAGE, f"--output must be a directory or s3:// prefix, got {_redacted(output)}")
+        raise BatchError(EXIT_USAGE, f"--output must be a directory or s3:// prefix, got {redact(output)}")
     return LocalDirectory(Path(output.removeprefix("file://")))
 
 
@@ -385,24 +385,6 @@ def _io(action, doing: str):
         ) from None
     except OSError as error:
         raise BatchError(EXIT_TRANSIENT, f"I/O error while {doing}: {error}") from None
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
-def _onnx_file(model_path: Path) -> Path:
-    return model_path / "model.onnx" if model_path.is_dir() else model_path
-
-
-def _redacted(uri: str) -> str:
-    """A URI without user:password@ and query string (presigned URLs carry credentials there)."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep:
-        return uri
-    authority, slash, path = rest.partition("/")
-    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path.split('?', 1)[0]}"
 
 
 def _first_line(exc: BaseException) -> str:
