@@ -58,7 +58,9 @@ def test_headless_v2_run_against_a_model_other_than_iris(
     finished, summary, _ = loadtest_process.run_loadtest(
         two_inputs_server.url(""),
         tmp_path,
+        # 20 requests/s per user: both tasks run within the 3 s (at 1 request/s one could draw no batch task)
         *("--user", "v2", "--shape", "soak", "--users", "2", "--duration", "3", "--batch-rows", "4"),
+        *("--user-rps", "20"),
         timeout=90,
         env={"MODEL_API_API_KEY": ""},
     )
